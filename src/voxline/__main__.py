@@ -1,0 +1,5 @@
+import sys
+
+from voxline.cli import main
+
+sys.exit(main())

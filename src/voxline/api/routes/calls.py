@@ -1,0 +1,72 @@
+"""Call endpoints (spec A.1, B): create (v2, v3, v1 register), get, list, update, stop, delete."""
+
+from fastapi import APIRouter, Request, Response
+
+from voxline.api.auth import ApiKeyDep, get_services
+from voxline.api.wire import ERROR_RESPONSES, no_content, wire, wire_list
+from voxline.schemas.call import (
+    CallResponse,
+    CreateWebCallRequest,
+    CreateWebCallV3Response,
+    LegacyListCallsRequest,
+    ListCallsRequest,
+    ListCallsResponse,
+    RegisterCallRequest,
+    RegisterCallResponse,
+    UpdateCallRequest,
+)
+
+router = APIRouter(dependencies=[ApiKeyDep], responses=ERROR_RESPONSES, tags=["Call"])
+
+
+@router.post("/v3/create-web-call", response_model=CreateWebCallV3Response, status_code=201)
+async def create_web_call_v3(request: Request, body: CreateWebCallRequest) -> Response:
+    calls = get_services(request).calls
+    return wire(calls.v3_response(await calls.create_web_call(body)), 201)
+
+
+@router.post("/v2/create-web-call", response_model=CallResponse, status_code=201)
+async def create_web_call_v2(request: Request, body: CreateWebCallRequest) -> Response:
+    calls = get_services(request).calls
+    return wire(calls.to_response(await calls.create_web_call(body)), 201)
+
+
+@router.post("/register-call", response_model=RegisterCallResponse, status_code=201, summary="Register a call (v1)")
+async def register_call(request: Request, body: RegisterCallRequest) -> Response:
+    _, response = await get_services(request).calls.register_call(body)
+    return wire(response, 201)
+
+
+@router.get("/v2/get-call/{call_id}", response_model=CallResponse)
+async def get_call(request: Request, call_id: str) -> Response:
+    calls = get_services(request).calls
+    return wire(calls.to_response(await calls.get(call_id)))
+
+
+@router.post("/v3/list-calls", response_model=ListCallsResponse)
+async def list_calls(request: Request, body: ListCallsRequest | None = None) -> Response:
+    return wire(await get_services(request).calls.list_v3(body or ListCallsRequest()))
+
+
+@router.post("/v2/list-calls", response_model=list[CallResponse], summary="List calls (legacy, bare array)")
+async def list_calls_legacy(request: Request, body: LegacyListCallsRequest | None = None) -> Response:
+    items = await get_services(request).calls.list_legacy(body or LegacyListCallsRequest())
+    return wire_list(items, CallResponse)
+
+
+@router.patch("/v2/update-call/{call_id}", response_model=CallResponse)
+async def update_call(request: Request, call_id: str, body: UpdateCallRequest) -> Response:
+    calls = get_services(request).calls
+    return wire(calls.to_response(await calls.update(call_id, body)))
+
+
+@router.post("/v2/stop-call/{call_id}", status_code=204, response_class=Response)
+async def stop_call(request: Request, call_id: str) -> Response:
+    await get_services(request).calls.stop(call_id)
+    return no_content()
+
+
+@router.delete("/v2/delete-call/{call_id}", status_code=204, response_class=Response)
+async def delete_call(request: Request, call_id: str) -> Response:
+    await get_services(request).calls.delete(call_id)
+    return no_content()

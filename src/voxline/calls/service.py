@@ -1,0 +1,323 @@
+"""The call lifecycle: register, stop, end, delete, list. `registered -> ongoing -> ended | error`.
+
+Every state change is one conditional write, so two processes sharing PostgreSQL never both end
+the same call, and a deadline stored in the row survives a restart of the server.
+"""
+
+import json
+import secrets
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voxline.calls.tokens import AccessTokens
+from voxline.clock import Clock
+from voxline.errors import BadRequest, Conflict, NotFound
+from voxline.ids import new_call_id
+from voxline.schemas.agent import AgentResponse
+from voxline.schemas.call import (
+    CallResponse,
+    CallSummaryFields,
+    CreateWebCallRequest,
+    CreateWebCallV3Response,
+    IceServer,
+    LegacyListCallsRequest,
+    ListCallsRequest,
+    ListCallsResponse,
+    RegisterCallRequest,
+    RegisterCallResponse,
+    UpdateCallRequest,
+)
+from voxline.store.agents import AgentRepository
+from voxline.store.calls import CallRepository
+from voxline.store.files import LocalFiles
+from voxline.store.paging import encode_key, keyset_after
+from voxline.store.tables import Call
+
+STORAGE_STRICTNESS = {"everything": 0, "everything_except_pii": 1, "basic_attributes_only": 2}
+TRANSCRIPT_FIELDS = (
+    "transcript",
+    "transcript_object",
+    "transcript_with_tool_calls",
+    "scrubbed_transcript_with_tool_calls",
+    "pre_session_transcript_with_tool_calls",
+    "post_session_transcript_with_tool_calls",
+    "scrubbed_pre_session_transcript_with_tool_calls",
+    "scrubbed_post_session_transcript_with_tool_calls",
+)
+MAX_METADATA_BYTES = 50_000
+
+
+def _metadata_size_ok(metadata: dict[str, Any] | None) -> None:
+    if metadata is not None and len(json.dumps(metadata, separators=(",", ":"))) > MAX_METADATA_BYTES:
+        raise BadRequest("metadata: larger than 50 kB")
+
+
+class CallService:
+    def __init__(
+        self,
+        calls: CallRepository,
+        agents: AgentRepository,
+        files: LocalFiles,
+        tokens: AccessTokens,
+        clock: Clock,
+        *,
+        join_timeout_ms: int,
+        ice_servers: list[dict[str, Any]],
+    ) -> None:
+        self.calls = calls
+        self._agents = agents
+        self._files = files
+        self._tokens = tokens
+        self._clock = clock
+        self._join_timeout_ms = join_timeout_ms
+        self._ice_servers = [IceServer.model_validate(s) for s in ice_servers]
+
+    # --- building responses --------------------------------------------------------------------
+
+    def access_token(self, row: Call) -> str:
+        expires_at = row.created_at + self._join_timeout_ms
+        return self._tokens.issue(row.call_id, row.token_nonce, expires_at)
+
+    def _fields(self, row: Call, *, with_transcripts: bool) -> dict[str, Any]:
+        data = row.data if with_transcripts else {k: v for k, v in row.data.items() if k not in TRANSCRIPT_FIELDS}
+        return {
+            **data,
+            "call_type": row.call_type,
+            "access_token": self.access_token(row),
+            "call_id": row.call_id,
+            "agent_id": row.agent_id,
+            "agent_version": row.agent_version,
+            "call_status": row.call_status,
+            "disconnection_reason": row.disconnection_reason,
+            "start_timestamp": row.start_timestamp,
+            "end_timestamp": row.end_timestamp,
+            "duration_ms": row.duration_ms,
+            "data_storage_setting": row.data_storage_setting,
+            "metadata": row.call_metadata,
+            "retell_llm_dynamic_variables": row.dynamic_variables,
+        }
+
+    def to_response(self, row: Call) -> CallResponse:
+        return CallResponse.model_validate(self._fields(row, with_transcripts=True))
+
+    def to_summary(self, row: Call) -> CallSummaryFields:
+        return CallSummaryFields.model_validate(self._fields(row, with_transcripts=False))
+
+    # --- create --------------------------------------------------------------------------------
+
+    async def _register(
+        self,
+        agent: AgentResponse,
+        *,
+        metadata: dict[str, Any] | None,
+        dynamic_variables: dict[str, str] | None,
+        storage: str | None,
+        config: dict[str, Any],
+    ) -> Call:
+        now = self._clock.now_ms()
+        effective = agent.to_wire()
+        override = config.get("agent_override", {}).get("agent") or {}
+        effective.update(override)
+        row = Call(
+            call_id=new_call_id(),
+            call_type="web_call",
+            agent_id=agent.agent_id,
+            agent_version=agent.version,
+            call_status="registered",
+            disconnection_reason=None,
+            created_at=now,
+            start_timestamp=None,
+            end_timestamp=None,
+            duration_ms=None,
+            join_deadline=now + self._join_timeout_ms,
+            token_nonce=secrets.token_hex(8),
+            user_sentiment=None,
+            call_successful=None,
+            in_voicemail=None,
+            data_storage_setting=storage or effective.get("data_storage_setting") or "everything",
+            call_metadata=metadata,
+            dynamic_variables=dynamic_variables,
+            data={
+                k: v
+                for k, v in (
+                    ("agent_name", effective.get("agent_name")),
+                    ("opt_in_signed_url", effective.get("opt_in_signed_url")),
+                )
+                if v is not None
+            },
+            config={**config, "agent": effective},
+        )
+        await self.calls.insert(row)
+        return row
+
+    async def create_web_call(self, request: CreateWebCallRequest) -> Call:
+        _metadata_size_ok(request.metadata)
+        agent = await self._agent_for_call(request.agent_id, request.agent_version)
+        storage = request.data_storage_setting
+        if storage is None and request.opt_out_sensitive_data_storage:
+            storage = "basic_attributes_only"
+        override = request.agent_override.to_wire() if request.agent_override else {}
+        if override.get("agent", {}).get("response_engine", {}).get("type") == "conversation-flow":
+            raise BadRequest("agent_override.agent.response_engine: conversation-flow is not supported")
+        config: dict[str, Any] = {"agent_override": override}
+        if request.current_state is not None:
+            config["current_state"] = request.current_state
+        return await self._register(
+            agent,
+            metadata=request.metadata,
+            dynamic_variables=request.retell_llm_dynamic_variables,
+            storage=storage,
+            config=config,
+        )
+
+    async def _agent_for_call(self, agent_id: str, version: int | str | None) -> AgentResponse:
+        try:
+            return await self._agents.resolve(agent_id, version)
+        except NotFound as exc:
+            raise NotFound(f"agent {agent_id} not found") from exc
+
+    def v3_response(self, row: Call) -> CreateWebCallV3Response:
+        return CreateWebCallV3Response.model_validate(
+            {
+                **self._fields(row, with_transcripts=True),
+                "expires_at": row.created_at + self._join_timeout_ms,
+                "ice_servers": [s.to_wire() for s in self._ice_servers],
+                "transport": "gateway",
+            }
+        )
+
+    async def register_call(self, request: RegisterCallRequest) -> tuple[Call, RegisterCallResponse]:
+        _metadata_size_ok(request.metadata)
+        agent = await self._agent_for_call(request.agent_id, None)
+        audio = {
+            "audio_websocket_protocol": request.audio_websocket_protocol,
+            "audio_encoding": request.audio_encoding,
+            "sample_rate": request.sample_rate,
+        }
+        override: dict[str, Any] = {}
+        if request.end_call_after_silence_ms is not None:
+            override = {"agent": {"end_call_after_silence_ms": request.end_call_after_silence_ms}}
+        row = await self._register(
+            agent,
+            metadata=request.metadata,
+            dynamic_variables=request.retell_llm_dynamic_variables,
+            storage=None,
+            config={"agent_override": override, "audio": audio},
+        )
+        response = RegisterCallResponse(
+            call_id=row.call_id,
+            agent_id=row.agent_id,
+            call_status="registered",
+            start_timestamp=row.created_at,
+            end_call_after_silence_ms=request.end_call_after_silence_ms,
+            from_number=request.from_number,
+            to_number=request.to_number,
+            metadata=request.metadata,
+            retell_llm_dynamic_variables=request.retell_llm_dynamic_variables,
+            **audio,
+        )
+        return row, response
+
+    # --- read ----------------------------------------------------------------------------------
+
+    async def get(self, call_id: str) -> Call:
+        row = await self.calls.get(call_id)
+        if row is None:
+            raise NotFound(f"call {call_id} not found")
+        return row
+
+    async def list_v3(self, request: ListCallsRequest) -> ListCallsResponse:
+        if request.skip is not None and request.pagination_key is not None:
+            raise BadRequest("skip and pagination_key cannot be used together")
+        conditions = self.calls.conditions(request.filter_criteria)
+        descending = request.sort_order == "descending"
+        after = (
+            keyset_after(Call.created_at, Call.call_id, request.pagination_key, descending)
+            if request.pagination_key
+            else None
+        )
+        rows = await self.calls.select(
+            conditions, descending=descending, limit=request.limit + 1, after=after, offset=request.skip
+        )
+        more = len(rows) > request.limit
+        rows = rows[: request.limit]
+        return ListCallsResponse(
+            items=[self.to_summary(r) for r in rows],
+            has_more=more,
+            pagination_key=encode_key(rows[-1].created_at, rows[-1].call_id) if more and rows else None,
+            total=await self.calls.count(conditions) if request.include_total else None,
+        )
+
+    async def list_legacy(self, request: LegacyListCallsRequest) -> list[CallResponse]:
+        conditions = self.calls.legacy_conditions(request.filter_criteria)
+        descending = request.sort_order == "descending"
+        after = None
+        if request.pagination_key:
+            last = await self.calls.get(request.pagination_key)
+            if last is None:
+                raise BadRequest("pagination_key: no call with that id")
+            after = keyset_after(Call.created_at, Call.call_id, encode_key(last.created_at, last.call_id), descending)
+        rows = await self.calls.select(conditions, descending=descending, limit=request.limit, after=after)
+        return [self.to_response(r) for r in rows]
+
+    # --- change --------------------------------------------------------------------------------
+
+    async def update(self, call_id: str, request: UpdateCallRequest) -> Call:
+        _metadata_size_ok(request.metadata)
+        fields = request.model_fields_set
+
+        async def change(_session: AsyncSession, row: Call) -> None:
+            if "metadata" in fields:
+                row.call_metadata = request.metadata
+            if request.data_storage_setting is not None:
+                if STORAGE_STRICTNESS[request.data_storage_setting] < STORAGE_STRICTNESS[row.data_storage_setting]:
+                    raise BadRequest(
+                        f"data_storage_setting: may only become more restrictive than {row.data_storage_setting!r}"
+                    )
+                row.data_storage_setting = request.data_storage_setting
+            if request.custom_attributes:
+                row.data = {
+                    **row.data,
+                    "custom_attributes": {
+                        **row.data.get("custom_attributes", {}),
+                        **request.custom_attributes,
+                    },
+                }
+
+        row = await self.calls.modify(call_id, change)
+        if row is None:
+            raise NotFound(f"call {call_id} not found")
+        return row
+
+    async def stop(self, call_id: str) -> Call:
+        """End a call that has not ended: `manual_stopped`."""
+        now = self._clock.now_ms()
+
+        async def change(_session: AsyncSession, row: Call) -> None:
+            if row.call_status not in ("registered", "ongoing"):
+                raise Conflict(f"call {call_id} has already ended ({row.call_status})")
+            row.end_timestamp = now
+            row.duration_ms = now - row.start_timestamp if row.start_timestamp is not None else 0
+            row.call_status = "ended"
+            row.disconnection_reason = "manual_stopped"
+            row.join_deadline = None
+
+        row = await self.calls.modify(call_id, change)
+        if row is None:
+            raise NotFound(f"call {call_id} not found")
+        return row
+
+    async def delete(self, call_id: str) -> None:
+        async def change(session: AsyncSession, row: Call) -> None:
+            if row.call_status == "ongoing":
+                raise Conflict(f"call {call_id} is ongoing; stop it before deleting it")
+            await self.calls.delete(session, row)
+
+        if await self.calls.modify(call_id, change) is None:
+            raise NotFound(f"call {call_id} not found")
+        self._files.delete_call(call_id)
+
+    async def end_unjoined(self) -> list[str]:
+        """End registered calls whose join window has passed (`error_user_not_joined`)."""
+        return await self.calls.end_overdue_registered(self._clock.now_ms())

@@ -1,0 +1,213 @@
+"""Enumerations of the Retell wire format, copied value for value from retell-sdk 6.2.13.
+
+Kept in one module so that request models, response models and the OpenAPI document agree.
+Model names change nearly every SDK release, so fields that carry them accept any string
+(`LlmModelName`) while `KNOWN_LLM_MODELS` documents the values the SDK knows.
+"""
+
+from typing import Literal, get_args
+
+CallStatus = Literal["registered", "not_connected", "ongoing", "ended", "error"]
+CallType = Literal["web_call", "phone_call"]
+UserSentiment = Literal["Negative", "Positive", "Neutral", "Unknown"]
+DataStorageSetting = Literal["everything", "everything_except_pii", "basic_attributes_only"]
+
+DisconnectionReason = Literal[
+    "user_hangup",
+    "agent_hangup",
+    "user_requested_dnc",
+    "user_requested_callback",
+    "call_transfer",
+    "voicemail_reached",
+    "ivr_reached",
+    "inactivity",
+    "max_duration_reached",
+    "concurrency_limit_reached",
+    "no_concurrency_fallback",
+    "no_valid_payment",
+    "credit_exhausted",
+    "budget_reached",
+    "scam_detected",
+    "dial_busy",
+    "dial_failed",
+    "dial_no_answer",
+    "invalid_destination",
+    "telephony_provider_permission_denied",
+    "telephony_provider_unavailable",
+    "sip_routing_error",
+    "marked_as_spam",
+    "network_blocked",
+    "user_declined",
+    "error_llm_websocket_open",
+    "error_llm_websocket_lost_connection",
+    "error_llm_websocket_runtime",
+    "error_llm_websocket_corrupt_payload",
+    "error_no_audio_received",
+    "error_asr",
+    "error_retell",
+    "error_unknown",
+    "error_user_not_joined",
+    "registered_call_timeout",
+    "transfer_bridged",
+    "transfer_cancelled",
+    "manual_stopped",
+    "call_take_over",
+]
+
+Language = Literal[
+    "en-US",
+    "en-IN",
+    "en-GB",
+    "en-AU",
+    "en-NZ",
+    "de-DE",
+    "es-ES",
+    "es-419",
+    "hi-IN",
+    "fr-FR",
+    "fr-CA",
+    "ja-JP",
+    "pt-PT",
+    "pt-BR",
+    "zh-CN",
+    "ru-RU",
+    "it-IT",
+    "ko-KR",
+    "nl-NL",
+    "nl-BE",
+    "pl-PL",
+    "tr-TR",
+    "vi-VN",
+    "ro-RO",
+    "bg-BG",
+    "ca-ES",
+    "th-TH",
+    "da-DK",
+    "fi-FI",
+    "el-GR",
+    "hu-HU",
+    "id-ID",
+    "no-NO",
+    "sk-SK",
+    "sv-SE",
+    "lt-LT",
+    "lv-LV",
+    "cs-CZ",
+    "ms-MY",
+    "af-ZA",
+    "ar-SA",
+    "az-AZ",
+    "bs-BA",
+    "cy-GB",
+    "fa-IR",
+    "fil-PH",
+    "gl-ES",
+    "he-IL",
+    "hr-HR",
+    "hy-AM",
+    "is-IS",
+    "kk-KZ",
+    "kn-IN",
+    "mk-MK",
+    "mr-IN",
+    "ne-NP",
+    "sl-SI",
+    "sr-RS",
+    "sw-KE",
+    "ta-IN",
+    "ur-IN",
+    "yue-CN",
+    "uk-UA",
+]
+VoiceModel = Literal[
+    "eleven_flash_v2",
+    "eleven_flash_v2_5",
+    "eleven_multilingual_v2",
+    "eleven_v3",
+    "eleven_v3_conversational",
+    "eleven_v4",
+    "eleven_v4_turbo",
+    "sonic-3",
+    "sonic-3-latest",
+    "sonic-3.5",
+    "sonic-3.6",
+    "tts-1",
+    "gpt-4o-mini-tts",
+    "speech-02-turbo",
+    "speech-2.8-turbo",
+    "s1",
+    "s2-pro",
+    "s2.1-pro",
+    "inworld-tts-2",
+    "inworld-tts-2-flash",
+]
+KnownLlmModel = Literal[
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-5.1",
+    "gpt-5.2",
+    "gpt-5.4",
+    "gpt-5.4-mini",
+    "gpt-5.4-nano",
+    "gpt-5.5",
+    "gpt-5.6-terra",
+    "gpt-5.6-luna",
+    "gpt-6-astra",
+    "gpt-6-sol",
+    "gpt-6.1-sol",
+    "gpt-6-luna",
+    "claude-4.6-sonnet",
+    "claude-5-opus",
+    "claude-5.5-opus",
+    "claude-5-sonnet",
+    "claude-5.5-sonnet",
+    "claude-5.5-haiku",
+    "claude-4.5-haiku",
+    "gemini-3.0-flash",
+    "gemini-3.1-flash-lite",
+    "gemini-3.5-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-3.6-flash",
+    "gemini-3.7-flash",
+    "gemini-3.8-flash",
+    "gemini-4-argon",
+]
+KNOWN_LLM_MODELS: tuple[str, ...] = get_args(KnownLlmModel)
+LlmModelName = str
+"""Any model name: the SDK's enum changes every release, and operators map names to their own models."""
+
+WebhookEvent = Literal[
+    "call_started",
+    "call_ended",
+    "call_analyzed",
+    "transcript_updated",
+    "transfer_started",
+    "transfer_bridged",
+    "transfer_cancelled",
+    "transfer_ended",
+]
+AmbientSound = Literal[
+    "coffee-shop", "convention-hall", "summer-outdoor", "mountain-outdoor", "static-noise", "call-center"
+]
+ExpressiveEmotionTag = Literal[
+    "empathetic",
+    "excited",
+    "happy",
+    "curious",
+    "surprised",
+    "sigh",
+    "clear throat",
+    "pause",
+    "long pause",
+    "emphasis",
+]
+SttMode = Literal["fast", "accurate", "custom"]
+VocabSpecialization = Literal["general", "medical"]
+DenoisingMode = Literal["no-denoise", "noise-cancellation", "noise-and-background-speech-cancellation"]
+SortOrder = Literal["ascending", "descending"]
+StartSpeaker = Literal["user", "agent"]
+VoiceProvider = Literal["elevenlabs", "openai", "cartesia", "minimax", "fish_audio", "inworld", "platform", "xai"]
+Gender = Literal["male", "female"]

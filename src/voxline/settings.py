@@ -1,0 +1,84 @@
+"""All configuration in one place: `VOXLINE_*` environment variables with defaults that work on
+a fresh machine (SQLite and local files under the data directory)."""
+
+import json
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field maps to `VOXLINE_<NAME>`; docs/configuration.md lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="VOXLINE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".voxline"), description="Where the SQLite file, secrets and call files live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite under data_dir. `postgresql://user@host/db` selects PostgreSQL.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `voxline serve` binds to.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port `voxline serve` listens on.")
+    public_url: str | None = Field(
+        default=None, description="Base URL clients reach this server at (for URLs in responses)."
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Key that signs access tokens. Default: generated once and kept in data_dir/secret.key.",
+    )
+    registered_call_timeout_ms: int = Field(
+        default=30_000,
+        ge=1_000,
+        description="A web call nobody joins within this ends as error_user_not_joined.",
+    )
+    max_concurrent_calls: int = Field(default=8, ge=1, description="Calls that may be ongoing at once.")
+    ice_servers: list[dict[str, Any]] = Field(
+        default_factory=list, description="ICE servers returned by /v3/create-web-call, as a JSON list."
+    )
+    sweep_interval_ms: int = Field(default=500, ge=10, description="How often overdue registered calls are looked for.")
+    default_voice_id: str = Field(default="piper-joe", description="Voice used for voice ids this server lacks.")
+    log_level: str = Field(default="info", description="Logging level of the server.")
+    sqlite_read_pool_size: int = Field(default=4, ge=1, description="Reader connections to the SQLite file.")
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _parse_ice_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The URL with the async driver the store uses (aiosqlite or asyncpg)."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'voxline.db').resolve()}"
+        for plain, driver in (
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def token_secret(self) -> bytes:
+        """The access-token signing key: configured, or created once in the data directory (mode 0600)."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        self.ensure_data_dir()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(32))
+        return path.read_text().strip().encode()
