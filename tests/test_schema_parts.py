@@ -546,9 +546,7 @@ EXAMPLES: list[tuple[str, Any, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("tp", "payload"), [(tp, p) for _, tp, p in EXAMPLES], ids=[i for i, _, _ in EXAMPLES]
-)
+@pytest.mark.parametrize(("tp", "payload"), [(tp, p) for _, tp, p in EXAMPLES], ids=[i for i, _, _ in EXAMPLES])
 def test_example_payload_round_trips(tp: Any, payload: Any) -> None:
     assert to_wire(tp, payload) == payload
 
@@ -569,9 +567,7 @@ def test_handoff_and_sms_content_without_type_pick_the_member_by_its_key() -> No
     )
     assert isinstance(option.private_handoff_option, lp.HandoffStaticMessage)
     assert isinstance(option.public_handoff_option, lp.HandoffPrompt)
-    sms = adapter(lp.LlmTool).validate_python(
-        {"type": "send_sms", "name": "s", "sms_content": {"prompt": "p"}}
-    )
+    sms = adapter(lp.LlmTool).validate_python({"type": "send_sms", "name": "s", "sms_content": {"prompt": "p"}})
     assert isinstance(sms.sms_content, lp.SmsContentInferred)
 
 
@@ -832,9 +828,7 @@ BAD_NAMES = ["get weather", "x" * 65, "", "naïve", "semi;colon", "trailing_newl
 
 
 @pytest.mark.parametrize("kind", sorted(TOOLS))
-@pytest.mark.parametrize(
-    "name", BAD_NAMES, ids=["space", "65-chars", "empty", "non-ascii", "semicolon", "newline"]
-)
+@pytest.mark.parametrize("name", BAD_NAMES, ids=["space", "65-chars", "empty", "non-ascii", "semicolon", "newline"])
 def test_bad_tool_name_is_rejected(kind: str, name: str) -> None:
     with pytest.raises(ValidationError):
         adapter(lp.LlmTool).validate_python(_with(TOOLS[kind], name=name))

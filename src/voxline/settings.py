@@ -23,9 +23,6 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `voxline serve` binds to.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port `voxline serve` listens on.")
-    public_url: str | None = Field(
-        default=None, description="Base URL clients reach this server at (for URLs in responses)."
-    )
     secret_key: str | None = Field(
         default=None,
         description="Key that signs access tokens. Default: generated once and kept in data_dir/secret.key.",

@@ -1,0 +1,53 @@
+"""Shared fixtures: real servers on loopback, over SQLite and over PostgreSQL."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One running server per test module and backend."""
+    srv = ServerProcess(tmp_path_factory.mktemp("data"), backend=request.param)
+    try:
+        yield srv.start()
+    finally:
+        srv.close()
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[object]:
+    """Factory for servers with their own settings; all are closed after the test."""
+    made: list[ServerProcess] = []
+
+    def make(backend: str = "sqlite", **env: str) -> ServerProcess:
+        srv = ServerProcess(tmp_path / f"data{len(made)}", backend=backend, env_overrides=env)
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        srv.close()
+
+
+def custom_llm_agent(api: httpx.Client, **fields: object) -> dict[str, object]:
+    body = {
+        "voice_id": "piper-joe",
+        "response_engine": {"type": "custom-llm", "llm_websocket_url": "ws://127.0.0.1:9/llm-websocket"},
+        **fields,
+    }
+    response = api.post("/create-agent", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
