@@ -175,6 +175,7 @@ def run(client: Retell, base_url: str, version: str) -> None:
     assert engine.type == "retell-llm", engine
     assert getattr(engine, "llm_id", None) == llm.llm_id, engine
     assert llm_agent.voice_id == VOICE_ID
+    time.sleep(0.01)  # distinct creation times: list order is then unambiguous
 
     step("llm.delete refused while an agent uses it")
     refused = expect_error(BadRequestError, lambda: client.llm.delete(llm.llm_id), 400)
@@ -390,8 +391,8 @@ def run(client: Retell, base_url: str, version: str) -> None:
 
     step("call.delete")
     assert client.call.delete(created.call_id) is None
-    gone = expect_error(NotFoundError, lambda: client.call.retrieve(created.call_id), 404)
-    assert created.call_id in message(gone) or message(gone), gone.body
+    expect_error(NotFoundError, lambda: client.call.retrieve(created.call_id), 404)
+    expect_error(NotFoundError, lambda: client.call.delete(created.call_id), 404)
 
     # --- voices and concurrency -----------------------------------------------------------------
     step("voice.list")
@@ -412,6 +413,12 @@ def run(client: Retell, base_url: str, version: str) -> None:
     assert isinstance(conc.current_concurrency, int) and conc.current_concurrency >= 0, conc
     assert isinstance(conc.concurrency_limit, int) and conc.concurrency_limit >= 1, conc
     assert conc.current_concurrency <= conc.concurrency_limit
+
+    if hasattr(client, "identity"):
+        step("identity.retrieve")
+        me = client.identity.retrieve()
+        assert isinstance(me.org_id, str) and me.org_id, me
+        assert isinstance(me.org_name, str) and me.org_name, me
 
     # --- errors ---------------------------------------------------------------------------------
     step("error: non-string dynamic variable -> BadRequestError naming the field")

@@ -210,6 +210,14 @@ class AgentRepository:
         key = encode_key(rows[-1][0].created_at, rows[-1][0].agent_id) if more else None
         return [_response(v) for _, v in rows], key
 
+    async def key_after(self, agent_id: str) -> str:
+        """A pagination key that continues after `agent_id` (legacy lists page by the last id)."""
+        async with self._db.read() as session:
+            agent = await session.get(Agent, agent_id)
+        if agent is None:
+            raise BadRequest(f"pagination_key: no agent {agent_id}")
+        return encode_key(agent.created_at, agent.agent_id)
+
     @staticmethod
     def summary(agent: AgentResponse) -> AgentListItem:
         return AgentListItem(

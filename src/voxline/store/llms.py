@@ -114,6 +114,14 @@ class LlmRepository:
             await session.execute(delete(RetellLlmVersion).where(RetellLlmVersion.llm_id == llm_id))
             await session.execute(delete(RetellLlm).where(RetellLlm.llm_id == llm_id))
 
+    async def key_after(self, llm_id: str) -> str:
+        """A pagination key that continues after `llm_id` (legacy lists page by the last id)."""
+        async with self._db.read() as session:
+            llm = await session.get(RetellLlm, llm_id)
+        if llm is None:
+            raise BadRequest(f"pagination_key: no Retell LLM {llm_id}")
+        return encode_key(llm.created_at, llm.llm_id)
+
     async def list(
         self, limit: int = 1000, pagination_key: str | None = None, descending: bool = True
     ) -> tuple[list[LlmResponse], str | None]:

@@ -84,10 +84,13 @@ def _channel_matches(op: str, value: str) -> bool:
 async def list_agents_legacy(
     request: Request,
     limit: int = Query(1000, ge=1, le=1000),
-    pagination_key: str | None = None,
+    pagination_key: str | None = Query(None, description="The last agent_id of the previous page (exclusive)."),
+    pagination_key_version: int | None = Query(None, description="Accepted for older SDKs; ignored."),
     sort_order: SortOrder = "descending",
 ) -> Response:
-    agents, _ = await get_services(request).agents.list_latest(limit, pagination_key, sort_order == "descending")
+    repo = get_services(request).agents
+    key = await repo.key_after(pagination_key) if pagination_key else None
+    agents, _ = await repo.list_latest(limit, key, sort_order == "descending")
     return wire_list(agents, AgentResponse)
 
 

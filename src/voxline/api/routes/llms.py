@@ -43,10 +43,13 @@ async def list_retell_llms(
 async def list_retell_llms_legacy(
     request: Request,
     limit: int = Query(1000, ge=1, le=1000),
-    pagination_key: str | None = None,
+    pagination_key: str | None = Query(None, description="The last llm_id of the previous page (exclusive)."),
+    pagination_key_version: int | None = Query(None, description="Accepted for older SDKs; ignored."),
     sort_order: Literal["ascending", "descending"] = "descending",
 ) -> Response:
-    items, _ = await get_services(request).llms.list(limit, pagination_key, sort_order == "descending")
+    repo = get_services(request).llms
+    key = await repo.key_after(pagination_key) if pagination_key else None
+    items, _ = await repo.list(limit, key, sort_order == "descending")
     return wire_list(items, LlmResponse)
 
 
