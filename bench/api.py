@@ -8,21 +8,27 @@ the other, in the same run:
   2. POST /v3/create-web-call        one INSERT per request (the single SQLite writer)
   3. GET  /v2/get-call/{id}          over the ids created in phase 2 (reader pool)
 
-Per phase it prints requests, errors (non-2xx or failed), throughput, latency p50/p90/p99/max, the server
-process's CPU (all its threads, from /proc/<pid>/stat utime+stime) and this client process's CPU, then the
-issue targets (create-web-call >= 500 req/s, get-call p99 <= 20 ms) and each endpoint's throughput as a
-ratio of /health's. The same figures go to bench/results/api.json (--out to change).
+Per phase it prints requests, errors (non-2xx or failed), throughput (2xx responses per second),
+latency p50/p90/p99/max (nearest rank), the server process's CPU (all its threads, from /proc/<pid>/stat
+utime+stime, split into the event-loop thread and the rest), this client process's CPU and the rest of the
+machine's; then the issue targets (create-web-call >= 500 req/s, get-call p99 <= 20 ms) and each
+endpoint's throughput as a ratio of /health's. The same figures, with machine info, the parameters and
+per-second throughput, go to bench/results/api.json (--out to change). CPU % is of one core.
 
 The default load generator is a raw HTTP/1.1 keep-alive client over asyncio streams (uvloop when
-installed), one connection per virtual client, with pre-built request bytes: it costs a fraction of the
-server's CPU per request, so on a 2-core machine the server keeps one core's worth. `--client httpx` uses
-httpx.AsyncClient (HTTP/1.1, one shared keep-alive pool) instead, to compare what the client costs.
+installed), one connection per virtual client, pre-built request bytes: ~30 us of client CPU per request
+against ~120 us of server CPU for /health, so on a 2-core machine the server keeps one core's worth.
+`--client httpx` uses httpx.AsyncClient (HTTP/1.1, one shared keep-alive pool) instead: it measured
+~1.35 ms of client CPU per request, so it saturates its core at ~740 req/s and cannot measure /health.
 
-Run:
+Run (from the repository root):
     .venv/bin/python bench/api.py [--concurrency N] [--seconds S]
     .venv/bin/python bench/api.py --requests 5000          # fixed request count per phase instead
     .venv/bin/python bench/api.py --client httpx           # the httpx client, for comparison
     .venv/bin/python bench/api.py --pin                    # server on CPU 0, client on CPU 1
+    .venv/bin/python bench/api.py --env VOXLINE_SQLITE_READ_POOL_SIZE=16   # server setting to try
+
+Ctrl-C (or SIGTERM) stops the server and removes its data dir (--keep-data keeps it).
 """
 
 from __future__ import annotations
@@ -64,9 +70,10 @@ CALL_ID_RE = re.compile(rb'"call_id":"(call_[0-9a-f]+)"')
 # --- CPU accounting ---------------------------------------------------------------------------------
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of every thread of `pid`, in seconds (/proc/<pid>/stat fields 14 and 15)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
+def process_cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime in seconds (/proc stat fields 14 and 15): of every thread of `pid`, or of thread `tid`."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    with open(path, "rb") as f:
         stat = f.read()
     fields = stat[stat.rindex(b")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
@@ -85,6 +92,7 @@ def machine_cpu_ticks() -> tuple[int, int]:
 class CpuSample:
     wall: float
     server: float
+    server_main_thread: float
     client: float
     machine_busy: int
     machine_total: int
@@ -92,19 +100,33 @@ class CpuSample:
     @classmethod
     def take(cls, server_pid: int) -> CpuSample:
         busy, total = machine_cpu_ticks()
-        return cls(time.perf_counter(), process_cpu_seconds(server_pid), process_cpu_seconds(os.getpid()), busy, total)
+        return cls(
+            time.perf_counter(),
+            process_cpu_seconds(server_pid),
+            process_cpu_seconds(server_pid, server_pid),
+            process_cpu_seconds(os.getpid()),
+            busy,
+            total,
+        )
 
 
 def cpu_split(start: CpuSample, end: CpuSample) -> dict[str, float]:
-    """CPU % of one core (100 = one core busy) for server, client, the whole machine, and everything else."""
+    """CPU % of one core (100 = one core busy) for server, client, the whole machine, and everything else.
+
+    The server's figure is split into its main thread (event loop: HTTP, FastAPI, SQLAlchemy, our code)
+    and its other threads (aiosqlite runs one thread per open SQLite connection).
+    """
     wall = end.wall - start.wall
     ncpu = os.cpu_count() or 1
     server = 100 * (end.server - start.server) / wall
+    main_thread = 100 * (end.server_main_thread - start.server_main_thread) / wall
     client = 100 * (end.client - start.client) / wall
     ticks = end.machine_total - start.machine_total
     machine = 100 * ncpu * (end.machine_busy - start.machine_busy) / ticks if ticks else 0.0
     return {
         "server_cpu_pct": round(server, 1),
+        "server_main_thread_cpu_pct": round(main_thread, 1),
+        "server_other_threads_cpu_pct": round(server - main_thread, 1),
         "client_cpu_pct": round(client, 1),
         "machine_cpu_pct": round(machine, 1),
         "other_cpu_pct": round(max(0.0, machine - server - client), 1),
@@ -123,8 +145,9 @@ def free_port() -> int:
 class Server:
     """`python -m voxline serve` on a free loopback port with its own fresh data directory."""
 
-    def __init__(self, data_dir: Path, cpu: int | None = None) -> None:
+    def __init__(self, data_dir: Path, cpu: int | None = None, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
+        self.extra_env = env or {}
         self.port = free_port()
         self.cpu = cpu
         self.api_key = ""
@@ -140,6 +163,7 @@ class Server:
     def start(self, timeout: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLINE_")}
         env.update({"VOXLINE_DATA_DIR": str(self.data_dir), "VOXLINE_LOG_LEVEL": "warning"})
+        env.update(self.extra_env)
         cpu = self.cpu
         self.process = subprocess.Popen(
             [sys.executable, "-m", "voxline", "serve", "--port", str(self.port)],
@@ -380,7 +404,18 @@ class PhaseResult:
     latency_ms: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     status_counts: dict[str, int] = field(default_factory=dict)
+    per_second_rps: list[int] = field(default_factory=list)
     sample_errors: list[str] = field(default_factory=list)
+
+
+def per_second(finished: list[list[int]], t_start: int) -> list[int]:
+    """Responses completed in each whole second of the phase (a partial last second is dropped)."""
+    buckets: collections.Counter[int] = collections.Counter()
+    for ends in finished:
+        for t in ends:
+            buckets[(t - t_start) // 1_000_000_000] += 1
+    last = max(buckets, default=-1)
+    return [buckets[i] for i in range(last)]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -405,6 +440,7 @@ async def run_phase(
 ) -> PhaseResult:
     """`concurrency` workers, each on its own connection, until `seconds` pass or `requests` are sent."""
     latencies: list[list[int]] = [[] for _ in range(concurrency)]
+    finished: list[list[int]] = [[] for _ in range(concurrency)]
     statuses: collections.Counter[str] = collections.Counter()
     errors: list[str] = []
     counter = 0
@@ -414,6 +450,7 @@ async def run_phase(
         nonlocal counter
         send = client.connection()
         mine = latencies[index]
+        ends = finished[index]
         while True:
             if requests is not None:
                 if counter >= requests:
@@ -427,12 +464,16 @@ async def run_phase(
             try:
                 reply = await send(op)
             except ClientError as exc:
-                mine.append(perf() - t0)
+                t1 = perf()
+                mine.append(t1 - t0)
+                ends.append(t1)
                 statuses["error"] += 1
                 if len(errors) < 5:
                     errors.append(exc.args[0])
                 continue
-            mine.append(perf() - t0)
+            t1 = perf()
+            mine.append(t1 - t0)
+            ends.append(t1)
             statuses[str(reply.status)] += 1
             if 200 <= reply.status < 300:
                 if on_reply is not None:
@@ -441,7 +482,8 @@ async def run_phase(
                 errors.append(f"{reply.status} {reply.body[:200]!r}")
 
     start = CpuSample.take(server_pid)
-    deadline = perf() + int(seconds * 1e9)
+    t_start = perf()
+    deadline = t_start + int(seconds * 1e9)
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     end = CpuSample.take(server_pid)
     await client.close_connections()
@@ -466,6 +508,7 @@ async def run_phase(
         },
         cpu=cpu_split(start, end),
         status_counts=dict(statuses),
+        per_second_rps=per_second(finished, t_start),
         sample_errors=errors,
     )
 
@@ -594,6 +637,7 @@ async def benchmark(args: argparse.Namespace, server: Server) -> dict[str, Any]:
             "warmup_seconds_per_endpoint": args.warmup,
             "client": args.client,
             "pinned": args.pin,
+            "server_env": dict(item.split("=", 1) for item in args.env),
             "backend": "sqlite + local files (embedded default)",
             "calls_for_get_call": len(call_ids),
         },
@@ -604,12 +648,12 @@ async def benchmark(args: argparse.Namespace, server: Server) -> dict[str, Any]:
 
 
 def format_phase(p: PhaseResult) -> str:
-    lat = p.latency_ms
+    lat, cpu = p.latency_ms, p.cpu
     return (
-        f"{p.endpoint:<26} {p.requests:>7} req {p.errors:>5} err {p.throughput_rps:>8.1f} req/s  "
-        f"p50 {lat['p50']:>6.2f}  p90 {lat['p90']:>6.2f}  p99 {lat['p99']:>6.2f}  max {lat['max']:>7.2f} ms  "
-        f"server {p.cpu['server_cpu_pct']:>5.1f}%  client {p.cpu['client_cpu_pct']:>5.1f}%  "
-        f"other {p.cpu['other_cpu_pct']:>5.1f}%"
+        f"{p.endpoint:<24} {p.requests:>7} req {p.errors:>4} err {p.throughput_rps:>7.1f} req/s  "
+        f"ms p50 {lat['p50']:>6.2f} p90 {lat['p90']:>6.2f} p99 {lat['p99']:>6.2f} max {lat['max']:>7.2f}  "
+        f"CPU% server {cpu['server_cpu_pct']:>5.1f} (main {cpu['server_main_thread_cpu_pct']:>5.1f}) "
+        f"client {cpu['client_cpu_pct']:>5.1f} other {cpu['other_cpu_pct']:>5.1f}"
         + (f"\n    errors e.g.: {p.sample_errors[0]}" if p.sample_errors else "")
     )
 
@@ -626,7 +670,10 @@ def print_summary(result: dict[str, Any]) -> None:
             else f"{params['seconds_per_phase']} s/phase"
         )
     )
-    print("CPU % is of one core (100 = one full core); 'other' = rest of the machine in the same interval.")
+    print(
+        "CPU % is of one core (100 = one full core); 'main' = the server's event-loop thread (the rest is its\n"
+        "aiosqlite threads); 'other' = the rest of the machine in the same interval."
+    )
     print()
     print("targets (issue 2, 2-core machine):")
     for name, t in result["targets"].items():
@@ -646,21 +693,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per endpoint (default 1)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (default raw)")
     parser.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and this client to CPU 1")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra server environment, e.g. VOXLINE_SQLITE_READ_POOL_SIZE=16 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's temp data dir and print it")
     return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.concurrency < 1 or (args.requests is not None and args.requests < 1) or args.seconds <= 0:
         raise SystemExit("--concurrency, --requests and --seconds must be positive")
+    if any("=" not in item for item in args.env):
+        raise SystemExit("--env takes NAME=VALUE")
+    server_env = dict(item.split("=", 1) for item in args.env)
+    # The server runs in its own session (so Ctrl-C reaches only us); SIGTERM/SIGHUP must stop it too.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     with contextlib.suppress(ImportError):
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     data_dir = Path(tempfile.mkdtemp(prefix="voxline-bench-"))
-    server = Server(data_dir, cpu=0 if args.pin else None)
+    server = Server(data_dir, cpu=0 if args.pin else None, env=server_env)
     if args.pin:
         os.sched_setaffinity(0, {1 % (os.cpu_count() or 1)})
     code = 1
