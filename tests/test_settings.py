@@ -14,9 +14,9 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_database_urls_get_async_drivers(tmp_path: Path) -> None:
-    assert Settings(data_dir=tmp_path).resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/voxline.db"
+    assert Settings(data_dir=tmp_path).resolved_database_url == f"sqlite:///{tmp_path.resolve()}/voxline.db"
     pg = Settings(database_url="postgresql://u:p@db:5432/vox").resolved_database_url
-    assert pg == "postgresql+asyncpg://u:p@db:5432/vox"
+    assert pg == "postgresql+psycopg://u:p@db:5432/vox"
 
 
 def test_ice_servers_parse_from_json_environment(monkeypatch) -> None:  # type: ignore[no-untyped-def]

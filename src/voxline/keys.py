@@ -8,9 +8,9 @@ brute-force). A key is found by its non-secret prefix, then the hashes are compa
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 
 from voxline.clock import Clock
 from voxline.ids import new_id
@@ -19,6 +19,8 @@ from voxline.store.tables import ApiKey
 
 KEY_PREFIX = "key_"
 PREFIX_LENGTH = len(KEY_PREFIX) + 8
+KEYS = ApiKey.__table__
+LIVE_KEYS_BY_PREFIX = select(KEYS).where(KEYS.c.prefix == bindparam("prefix"), KEYS.c.revoked_at.is_(None))
 
 
 def hash_key(raw_key: str) -> str:
@@ -47,52 +49,39 @@ class ApiKeys:
 
     async def create(self, name: str = "default") -> NewKey:
         raw = KEY_PREFIX + secrets.token_hex(24)
-        row = ApiKey(
-            id=new_id("kid", 16),
-            name=name,
-            prefix=raw[:PREFIX_LENGTH],
-            key_hash=hash_key(raw),
-            created_at=self._clock.now_ms(),
-            revoked_at=None,
-        )
-        async with self._db.write() as session:
-            session.add(row)
-        return NewKey(info=_info(row), raw_key=raw)
+        info = KeyInfo(new_id("kid", 16), name, raw[:PREFIX_LENGTH], self._clock.now_ms(), None)
+        values = {**asdict(info), "key_hash": hash_key(raw)}
+        await self._db.write(lambda conn: conn.execute(insert(KEYS).values(values)))
+        return NewKey(info=info, raw_key=raw)
 
     async def list(self) -> list[KeyInfo]:
-        async with self._db.read() as session:
-            rows = (await session.scalars(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id))).all()
+        query = select(KEYS).order_by(KEYS.c.created_at, KEYS.c.id)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [_info(r) for r in rows]
 
-    async def count_active(self) -> int:
-        return sum(1 for k in await self.list() if k.revoked_at is None)
-
     async def revoke(self, key_id: str) -> bool:
-        async with self._db.write() as session:
-            result = await session.execute(
-                update(ApiKey)
-                .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-                .values(revoked_at=self._clock.now_ms())
-            )
-        return result.rowcount > 0  # type: ignore[attr-defined]
+        statement = (
+            update(KEYS).where(KEYS.c.id == key_id, KEYS.c.revoked_at.is_(None)).values(revoked_at=self._clock.now_ms())
+        )
+        return bool(await self._db.write(lambda conn: conn.execute(statement).rowcount))
 
     async def verify(self, raw_key: str) -> KeyInfo | None:
         """The key's info if it is a live key, else None. Never cached: a revoke takes effect at once."""
         if not raw_key.startswith(KEY_PREFIX):
             return None
         digest = hash_key(raw_key)
-        async with self._db.read() as session:
-            rows = (
-                await session.scalars(
-                    select(ApiKey).where(ApiKey.prefix == raw_key[:PREFIX_LENGTH], ApiKey.revoked_at.is_(None))
-                )
-            ).all()
-        found = None
-        for row in rows:
-            if hmac.compare_digest(row.key_hash, digest):
-                found = row
-        return _info(found) if found is not None else None
+        prefix = raw_key[:PREFIX_LENGTH]
+
+        def find(conn: Connection) -> Row | None:  # type: ignore[type-arg]
+            found = None
+            for row in conn.execute(LIVE_KEYS_BY_PREFIX, {"prefix": prefix}):
+                if hmac.compare_digest(row.key_hash, digest):
+                    found = row
+            return found
+
+        row = await self._db.read(find)
+        return _info(row) if row is not None else None
 
 
-def _info(row: ApiKey) -> KeyInfo:
+def _info(row: Row) -> KeyInfo:  # type: ignore[type-arg]
     return KeyInfo(row.id, row.name, row.prefix, row.created_at, row.revoked_at)

@@ -55,7 +55,7 @@ class Services:
         )
 
     async def migrate(self) -> None:
-        await upgrade_to_head(self.db.writer)
+        await upgrade_to_head(self.db)
 
     async def close(self) -> None:
         await self.db.dispose()

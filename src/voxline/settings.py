@@ -50,13 +50,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        """The URL with the async driver the store uses (aiosqlite or asyncpg)."""
+        """The URL with the driver the store uses (Python's sqlite3, or psycopg 3 for PostgreSQL)."""
         url = self.database_url or f"sqlite:///{(self.data_dir / 'voxline.db').resolve()}"
-        for plain, driver in (
-            ("sqlite://", "sqlite+aiosqlite://"),
-            ("postgresql://", "postgresql+asyncpg://"),
-            ("postgres://", "postgresql+asyncpg://"),
-        ):
+        for plain, driver in (("postgresql://", "postgresql+psycopg://"), ("postgres://", "postgresql+psycopg://")):
             if url.startswith(plain):
                 return driver + url[len(plain) :]
         return url

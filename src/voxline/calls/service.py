@@ -8,8 +8,6 @@ import json
 import secrets
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from voxline.calls.tokens import AccessTokens
 from voxline.clock import Clock
 from voxline.errors import BadRequest, Conflict, NotFound
@@ -29,10 +27,9 @@ from voxline.schemas.call import (
     UpdateCallRequest,
 )
 from voxline.store.agents import AgentRepository
-from voxline.store.calls import CallRepository
+from voxline.store.calls import CALLS, CallRecord, CallRepository
 from voxline.store.files import LocalFiles
 from voxline.store.paging import encode_key, keyset_after
-from voxline.store.tables import Call
 
 STORAGE_STRICTNESS = {"everything": 0, "everything_except_pii": 1, "basic_attributes_only": 2}
 TRANSCRIPT_FIELDS = (
@@ -75,11 +72,11 @@ class CallService:
 
     # --- building responses --------------------------------------------------------------------
 
-    def access_token(self, row: Call) -> str:
+    def access_token(self, row: CallRecord) -> str:
         expires_at = row.created_at + self._join_timeout_ms
         return self._tokens.issue(row.call_id, row.token_nonce, expires_at)
 
-    def _fields(self, row: Call, *, with_transcripts: bool) -> dict[str, Any]:
+    def _fields(self, row: CallRecord, *, with_transcripts: bool) -> dict[str, Any]:
         data = row.data if with_transcripts else {k: v for k, v in row.data.items() if k not in TRANSCRIPT_FIELDS}
         return {
             **data,
@@ -98,10 +95,10 @@ class CallService:
             "retell_llm_dynamic_variables": row.dynamic_variables,
         }
 
-    def to_response(self, row: Call) -> CallResponse:
+    def to_response(self, row: CallRecord) -> CallResponse:
         return CallResponse.model_validate(self._fields(row, with_transcripts=True))
 
-    def to_summary(self, row: Call) -> CallSummaryFields:
+    def to_summary(self, row: CallRecord) -> CallSummaryFields:
         return CallSummaryFields.model_validate(self._fields(row, with_transcripts=False))
 
     # --- create --------------------------------------------------------------------------------
@@ -114,12 +111,12 @@ class CallService:
         dynamic_variables: dict[str, str] | None,
         storage: str | None,
         config: dict[str, Any],
-    ) -> Call:
+    ) -> CallRecord:
         now = self._clock.now_ms()
         effective = agent.to_wire()
         override = config.get("agent_override", {}).get("agent") or {}
         effective.update(override)
-        row = Call(
+        row = CallRecord(
             call_id=new_call_id(),
             call_type="web_call",
             agent_id=agent.agent_id,
@@ -151,7 +148,7 @@ class CallService:
         await self.calls.insert(row)
         return row
 
-    async def create_web_call(self, request: CreateWebCallRequest) -> Call:
+    async def create_web_call(self, request: CreateWebCallRequest) -> CallRecord:
         _metadata_size_ok(request.metadata)
         agent = await self._agent_for_call(request.agent_id, request.agent_version)
         storage = request.data_storage_setting
@@ -177,7 +174,7 @@ class CallService:
         except NotFound as exc:
             raise NotFound(f"agent {agent_id} not found") from exc
 
-    def v3_response(self, row: Call) -> CreateWebCallV3Response:
+    def v3_response(self, row: CallRecord) -> CreateWebCallV3Response:
         return CreateWebCallV3Response.model_validate(
             {
                 **self._fields(row, with_transcripts=True),
@@ -187,7 +184,7 @@ class CallService:
             }
         )
 
-    async def register_call(self, request: RegisterCallRequest) -> tuple[Call, RegisterCallResponse]:
+    async def register_call(self, request: RegisterCallRequest) -> tuple[CallRecord, RegisterCallResponse]:
         _metadata_size_ok(request.metadata)
         agent = await self._agent_for_call(request.agent_id, None)
         audio = {
@@ -221,7 +218,7 @@ class CallService:
 
     # --- read ----------------------------------------------------------------------------------
 
-    async def get(self, call_id: str) -> Call:
+    async def get(self, call_id: str) -> CallRecord:
         row = await self.calls.get(call_id)
         if row is None:
             raise NotFound(f"call {call_id} not found")
@@ -233,7 +230,7 @@ class CallService:
         conditions = self.calls.conditions(request.filter_criteria)
         descending = request.sort_order == "descending"
         after = (
-            keyset_after(Call.created_at, Call.call_id, request.pagination_key, descending)
+            keyset_after(CALLS.c.created_at, CALLS.c.call_id, request.pagination_key, descending)
             if request.pagination_key
             else None
         )
@@ -257,17 +254,19 @@ class CallService:
             last = await self.calls.get(request.pagination_key)
             if last is None:
                 raise BadRequest("pagination_key: no call with that id")
-            after = keyset_after(Call.created_at, Call.call_id, encode_key(last.created_at, last.call_id), descending)
+            after = keyset_after(
+                CALLS.c.created_at, CALLS.c.call_id, encode_key(last.created_at, last.call_id), descending
+            )
         rows = await self.calls.select(conditions, descending=descending, limit=request.limit, after=after)
         return [self.to_response(r) for r in rows]
 
     # --- change --------------------------------------------------------------------------------
 
-    async def update(self, call_id: str, request: UpdateCallRequest) -> Call:
+    async def update(self, call_id: str, request: UpdateCallRequest) -> CallRecord:
         _metadata_size_ok(request.metadata)
         fields = request.model_fields_set
 
-        async def change(_session: AsyncSession, row: Call) -> None:
+        def change(row: CallRecord) -> None:
             if "metadata" in fields:
                 row.call_metadata = request.metadata
             if request.data_storage_setting is not None:
@@ -290,11 +289,11 @@ class CallService:
             raise NotFound(f"call {call_id} not found")
         return row
 
-    async def stop(self, call_id: str) -> Call:
+    async def stop(self, call_id: str) -> CallRecord:
         """End a call that has not ended: `manual_stopped`."""
         now = self._clock.now_ms()
 
-        async def change(_session: AsyncSession, row: Call) -> None:
+        def change(row: CallRecord) -> None:
             if row.call_status not in ("registered", "ongoing"):
                 raise Conflict(f"call {call_id} has already ended ({row.call_status})")
             row.end_timestamp = now
@@ -309,12 +308,11 @@ class CallService:
         return row
 
     async def delete(self, call_id: str) -> None:
-        async def change(session: AsyncSession, row: Call) -> None:
+        def check(row: CallRecord) -> None:
             if row.call_status == "ongoing":
                 raise Conflict(f"call {call_id} is ongoing; stop it before deleting it")
-            await self.calls.delete(session, row)
 
-        if await self.calls.modify(call_id, change) is None:
+        if not await self.calls.delete(call_id, check):
             raise NotFound(f"call {call_id} not found")
         self._files.delete_call(call_id)
 

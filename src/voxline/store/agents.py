@@ -7,8 +7,7 @@ editing never rewrites what a published version promised.
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from voxline.clock import Clock
 from voxline.errors import BadRequest, NotFound
@@ -25,16 +24,28 @@ from voxline.store.database import Database
 from voxline.store.paging import encode_key, keyset_after, ordered
 from voxline.store.tables import Agent, AgentVersion, RetellLlm, RetellLlmVersion
 
+AGENTS = Agent.__table__
+VERSIONS = AgentVersion.__table__
+LLMS = RetellLlm.__table__
+LLM_VERSIONS = RetellLlmVersion.__table__
+VERSION_ONLY_FIELDS = ("version_title", "version_description")
+LATEST_VERSION = (
+    select(VERSIONS)
+    .join(AGENTS, (VERSIONS.c.agent_id == AGENTS.c.agent_id) & (VERSIONS.c.version == AGENTS.c.latest_version))
+    .where(AGENTS.c.agent_id == bindparam("agent_id"))
+)
 
-def _response(row: AgentVersion) -> AgentResponse:
+
+def _response(version: dict[str, Any] | Any) -> AgentResponse:
+    v = version if isinstance(version, dict) else version._mapping
     return AgentResponse.model_validate(
         {
-            **row.data,
-            "agent_id": row.agent_id,
-            "version": row.version,
-            "is_published": row.is_published,
-            "base_version": row.base_version,
-            "last_modification_timestamp": row.last_modification_timestamp,
+            **v["data"],
+            "agent_id": v["agent_id"],
+            "version": v["version"],
+            "is_published": v["is_published"],
+            "base_version": v["base_version"],
+            "last_modification_timestamp": v["last_modification_timestamp"],
         }
     )
 
@@ -44,20 +55,50 @@ def _llm_id(data: dict[str, Any]) -> str | None:
     return engine.get("llm_id") if engine.get("type") == "retell-llm" else None
 
 
-async def _check_engine(session: AsyncSession, data: dict[str, Any]) -> None:
+def _check_engine(conn: Connection, data: dict[str, Any]) -> None:
     engine = data["response_engine"]
     if engine["type"] == "conversation-flow":
         raise BadRequest("response_engine.type: conversation-flow agents are not supported by this server")
     if engine["type"] == "custom-llm":
-        url = engine["llm_websocket_url"]
-        if not url.startswith(("ws://", "wss://")):
+        if not engine["llm_websocket_url"].startswith(("ws://", "wss://")):
             raise BadRequest("response_engine.llm_websocket_url: must be a ws:// or wss:// URL")
         return
     llm_id, version = engine["llm_id"], engine.get("version")
-    if await session.get(RetellLlm, llm_id) is None:
+    if conn.execute(select(LLMS.c.llm_id).where(LLMS.c.llm_id == llm_id)).first() is None:
         raise BadRequest(f"response_engine.llm_id: Retell LLM {llm_id} not found")
-    if version is not None and await session.get(RetellLlmVersion, (llm_id, version)) is None:
-        raise BadRequest(f"response_engine.version: Retell LLM {llm_id} has no version {version}")
+    if version is not None:
+        found = conn.execute(
+            select(LLM_VERSIONS.c.version).where(LLM_VERSIONS.c.llm_id == llm_id, LLM_VERSIONS.c.version == version)
+        ).first()
+        if found is None:
+            raise BadRequest(f"response_engine.version: Retell LLM {llm_id} has no version {version}")
+
+
+def _agent(conn: Connection, agent_id: str) -> Row:  # type: ignore[type-arg]
+    agent = conn.execute(select(AGENTS).where(AGENTS.c.agent_id == agent_id)).first()
+    if agent is None:
+        raise NotFound(f"agent {agent_id} not found")
+    return agent
+
+
+def _version(conn: Connection, agent_id: str, version: int | None) -> Row:  # type: ignore[type-arg]
+    number = _agent(conn, agent_id).latest_version if version is None else version
+    row = conn.execute(select(VERSIONS).where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version == number)).first()
+    if row is None:
+        raise NotFound(f"agent {agent_id} has no version {version}")
+    return row
+
+
+def _new_version(agent_id: str, number: int, base: Any, now: int) -> dict[str, Any]:
+    return {
+        "agent_id": agent_id,
+        "version": number,
+        "is_published": False,
+        "base_version": base.version,
+        "llm_id": base.llm_id,
+        "last_modification_timestamp": now,
+        "data": {k: v for k, v in base.data.items() if k not in VERSION_ONLY_FIELDS},
+    }
 
 
 class AgentRepository:
@@ -69,19 +110,20 @@ class AgentRepository:
         data = {**AGENT_DEFAULTS, **request.to_wire()}
         now = self._clock.now_ms()
         agent_id = new_agent_id()
-        row = AgentVersion(
-            agent_id=agent_id,
-            version=0,
-            is_published=False,
-            base_version=None,
-            llm_id=_llm_id(data),
-            last_modification_timestamp=now,
-            data=data,
-        )
-        async with self._db.write() as session:
-            await _check_engine(session, data)
-            session.add(
-                Agent(
+        version = {
+            "agent_id": agent_id,
+            "version": 0,
+            "is_published": False,
+            "base_version": None,
+            "llm_id": _llm_id(data),
+            "last_modification_timestamp": now,
+            "data": data,
+        }
+
+        def work(conn: Connection) -> None:
+            _check_engine(conn, data)
+            conn.execute(
+                insert(AGENTS).values(
                     agent_id=agent_id,
                     created_at=now,
                     latest_version=0,
@@ -89,97 +131,94 @@ class AgentRepository:
                     user_modified_timestamp=now,
                 )
             )
-            await session.flush()
-            session.add(row)
-        return _response(row)
+            conn.execute(insert(VERSIONS).values(version))
 
-    async def _agent(self, session: AsyncSession, agent_id: str) -> Agent:
-        agent = await session.get(Agent, agent_id)
-        if agent is None:
-            raise NotFound(f"agent {agent_id} not found")
-        return agent
-
-    async def _version(self, session: AsyncSession, agent_id: str, version: int | None) -> AgentVersion:
-        agent = await self._agent(session, agent_id)
-        row = await session.get(AgentVersion, (agent_id, agent.latest_version if version is None else version))
-        if row is None:
-            raise NotFound(f"agent {agent_id} has no version {version}")
-        return row
+        await self._db.write(work)
+        return _response(version)
 
     async def get(self, agent_id: str, version: int | None = None) -> AgentResponse:
-        async with self._db.read() as session:
-            return _response(await self._version(session, agent_id, version))
+        if version is None:
+            return await self.resolve(agent_id, None)
+        return _response(await self._db.read(lambda conn: _version(conn, agent_id, version)))
 
     async def resolve(self, agent_id: str, reference: int | str | None) -> AgentResponse:
         """The version a call asks for: a number, "latest", "latest_published", or (absent) latest."""
-        async with self._db.read() as session:
+
+        def work(conn: Connection) -> Any:
             if reference is None or reference == "latest":
-                return _response(await self._version(session, agent_id, None))
-            if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+                row = conn.execute(LATEST_VERSION, {"agent_id": agent_id}).first()
+                if row is None:
+                    raise NotFound(f"agent {agent_id} not found")
+                return row
+            if isinstance(reference, int) or reference.isdigit():
                 try:
-                    return _response(await self._version(session, agent_id, int(reference)))
+                    return _version(conn, agent_id, int(reference))
                 except NotFound as exc:
+                    _agent(conn, agent_id)
                     raise BadRequest(f"agent_version: {exc.message}") from exc
             if reference == "latest_published":
-                await self._agent(session, agent_id)
-                row = await session.scalar(
-                    select(AgentVersion)
-                    .where(AgentVersion.agent_id == agent_id, AgentVersion.is_published.is_(True))
-                    .order_by(AgentVersion.version.desc())
+                _agent(conn, agent_id)
+                row = conn.execute(
+                    select(VERSIONS)
+                    .where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.is_published.is_(True))
+                    .order_by(VERSIONS.c.version.desc())
                     .limit(1)
-                )
+                ).first()
                 if row is None:
                     raise BadRequest(f"agent_version: agent {agent_id} has no published version")
-                return _response(row)
+                return row
             raise BadRequest(f"agent_version: unknown version reference {reference!r}")
+
+        return _response(await self._db.read(work))
 
     async def update(self, agent_id: str, request: AgentUpdateRequest, version: int | None = None) -> AgentResponse:
         patch = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
-        patch.pop("opt_out_sensitive_data_storage", None)
-        if "data_storage_setting" not in patch and request.data_storage_setting is not None:
-            patch["data_storage_setting"] = request.data_storage_setting
         for required in ("response_engine", "voice_id"):
             if required in patch and patch[required] is None:
                 raise BadRequest(f"{required}: cannot be null")
         now = self._clock.now_ms()
-        async with self._db.write() as session:
-            agent = await self._agent(session, agent_id)
-            row = await self._version(session, agent_id, version)
+
+        def work(conn: Connection) -> dict[str, Any]:
+            agent = _agent(conn, agent_id)
+            row = _version(conn, agent_id, version)
+            latest = agent.latest_version
             if row.is_published:
                 if version is not None:
                     raise BadRequest(f"version {version} of agent {agent_id} is published and read-only")
-                row = AgentVersion(
-                    agent_id=agent_id,
-                    version=agent.latest_version + 1,
-                    is_published=False,
-                    base_version=row.version,
-                    llm_id=row.llm_id,
-                    last_modification_timestamp=now,
-                    data={k: v for k, v in row.data.items() if k not in ("version_title", "version_description")},
-                )
-                session.add(row)
-                agent.latest_version = row.version
-            data = dict(row.data)
+                target = _new_version(agent_id, latest + 1, row, now)
+                conn.execute(insert(VERSIONS).values(target))
+                latest = target["version"]
+            else:
+                target = dict(row._mapping)
+            data = dict(target["data"])
             for key, value in patch.items():
                 if value is None:
                     data.pop(key, None)
                 else:
                     data[key] = value
             if "response_engine" in patch:
-                await _check_engine(session, data)
-            row.data = data
-            row.llm_id = _llm_id(data)
-            row.last_modification_timestamp = now
-            agent.user_modified_timestamp = now
-            if row.version == agent.latest_version:
-                agent.agent_name = data.get("agent_name")
-        return _response(row)
+                _check_engine(conn, data)
+            target.update(data=data, llm_id=_llm_id(data), last_modification_timestamp=now)
+            conn.execute(
+                update(VERSIONS)
+                .where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version == target["version"])
+                .values(data=data, llm_id=target["llm_id"], last_modification_timestamp=now)
+            )
+            agent_values: dict[str, Any] = {"latest_version": latest, "user_modified_timestamp": now}
+            if target["version"] == latest:
+                agent_values["agent_name"] = data.get("agent_name")
+            conn.execute(update(AGENTS).where(AGENTS.c.agent_id == agent_id).values(agent_values))
+            return target
+
+        return _response(await self._db.write(work))
 
     async def delete(self, agent_id: str) -> None:
-        async with self._db.write() as session:
-            await self._agent(session, agent_id)
-            await session.execute(delete(AgentVersion).where(AgentVersion.agent_id == agent_id))
-            await session.execute(delete(Agent).where(Agent.agent_id == agent_id))
+        def work(conn: Connection) -> None:
+            _agent(conn, agent_id)
+            conn.execute(delete(VERSIONS).where(VERSIONS.c.agent_id == agent_id))
+            conn.execute(delete(AGENTS).where(AGENTS.c.agent_id == agent_id))
+
+        await self._db.write(work)
 
     async def list_latest(
         self,
@@ -189,34 +228,35 @@ class AgentRepository:
         query_text: str | None = None,
         is_transfer_agent: bool | None = None,
     ) -> tuple[list[AgentResponse], str | None]:
-        query = select(Agent, AgentVersion).join(
-            AgentVersion,
-            (AgentVersion.agent_id == Agent.agent_id) & (AgentVersion.version == Agent.latest_version),
+        query = select(VERSIONS, AGENTS.c.created_at).join(
+            AGENTS, (VERSIONS.c.agent_id == AGENTS.c.agent_id) & (VERSIONS.c.version == AGENTS.c.latest_version)
         )
         if query_text:
             needle = f"%{query_text.lower()}%"
             query = query.where(
-                func.lower(func.coalesce(Agent.agent_name, "")).like(needle) | func.lower(Agent.agent_id).like(needle)
+                func.lower(func.coalesce(AGENTS.c.agent_name, "")).like(needle)
+                | func.lower(AGENTS.c.agent_id).like(needle)
             )
         if pagination_key:
-            query = query.where(keyset_after(Agent.created_at, Agent.agent_id, pagination_key, descending))
-        query = query.order_by(*ordered(Agent.created_at, Agent.agent_id, descending))
-        async with self._db.read() as session:
-            rows = (await session.execute(query.limit(limit + 1 if is_transfer_agent is None else None))).all()
+            query = query.where(keyset_after(AGENTS.c.created_at, AGENTS.c.agent_id, pagination_key, descending))
+        query = query.order_by(*ordered(AGENTS.c.created_at, AGENTS.c.agent_id, descending))
+        if is_transfer_agent is None:
+            query = query.limit(limit + 1)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         if is_transfer_agent is not None:
-            rows = [r for r in rows if bool(r[1].data.get("is_transfer_agent")) == is_transfer_agent]
+            rows = [r for r in rows if bool(r.data.get("is_transfer_agent")) == is_transfer_agent]
         more = len(rows) > limit
         rows = rows[:limit]
-        key = encode_key(rows[-1][0].created_at, rows[-1][0].agent_id) if more else None
-        return [_response(v) for _, v in rows], key
+        key = encode_key(rows[-1].created_at, rows[-1].agent_id) if more else None
+        return [_response(r) for r in rows], key
 
     async def key_after(self, agent_id: str) -> str:
         """A pagination key that continues after `agent_id` (legacy lists page by the last id)."""
-        async with self._db.read() as session:
-            agent = await session.get(Agent, agent_id)
-        if agent is None:
+        query = select(AGENTS.c.created_at).where(AGENTS.c.agent_id == agent_id)
+        created_at = await self._db.read(lambda conn: conn.execute(query).scalar())
+        if created_at is None:
             raise BadRequest(f"pagination_key: no agent {agent_id}")
-        return encode_key(agent.created_at, agent.agent_id)
+        return encode_key(created_at, agent_id)
 
     @staticmethod
     def summary(agent: AgentResponse) -> AgentListItem:
@@ -231,14 +271,12 @@ class AgentRepository:
         )
 
     async def versions(self, agent_id: str) -> list[AgentResponse]:
-        async with self._db.read() as session:
-            await self._agent(session, agent_id)
-            rows = (
-                await session.scalars(
-                    select(AgentVersion).where(AgentVersion.agent_id == agent_id).order_by(AgentVersion.version)
-                )
-            ).all()
-        return [_response(r) for r in rows]
+        def work(conn: Connection) -> list[Any]:
+            _agent(conn, agent_id)
+            query = select(VERSIONS).where(VERSIONS.c.agent_id == agent_id).order_by(VERSIONS.c.version)
+            return list(conn.execute(query).all())
+
+        return [_response(r) for r in await self._db.read(work)]
 
     @staticmethod
     def version_item(agent: AgentResponse) -> AgentVersionItem:
@@ -253,59 +291,59 @@ class AgentRepository:
 
     async def create_version(self, agent_id: str, base_version: int) -> AgentResponse:
         now = self._clock.now_ms()
-        async with self._db.write() as session:
-            agent = await self._agent(session, agent_id)
-            base = await session.get(AgentVersion, (agent_id, base_version))
-            if base is None:
-                raise BadRequest(f"base_version: agent {agent_id} has no version {base_version}")
-            row = AgentVersion(
-                agent_id=agent_id,
-                version=agent.latest_version + 1,
-                is_published=False,
-                base_version=base_version,
-                llm_id=base.llm_id,
-                last_modification_timestamp=now,
-                data={k: v for k, v in base.data.items() if k not in ("version_title", "version_description")},
+
+        def work(conn: Connection) -> dict[str, Any]:
+            agent = _agent(conn, agent_id)
+            try:
+                base = _version(conn, agent_id, base_version)
+            except NotFound as exc:
+                raise BadRequest(f"base_version: {exc.message}") from exc
+            row = _new_version(agent_id, agent.latest_version + 1, base, now)
+            conn.execute(insert(VERSIONS).values(row))
+            conn.execute(
+                update(AGENTS)
+                .where(AGENTS.c.agent_id == agent_id)
+                .values(latest_version=row["version"], user_modified_timestamp=now)
             )
-            session.add(row)
-            agent.latest_version = row.version
-            agent.user_modified_timestamp = now
-        return _response(row)
+            return row
+
+        return _response(await self._db.write(work))
 
     async def delete_version(self, agent_id: str, version: int) -> None:
-        async with self._db.write() as session:
-            agent = await self._agent(session, agent_id)
-            row = await session.get(AgentVersion, (agent_id, version))
-            if row is None:
-                raise NotFound(f"agent {agent_id} has no version {version}")
+        def work(conn: Connection) -> None:
+            row = _version(conn, agent_id, version)
             if row.is_published:
                 raise BadRequest(f"version {version} of agent {agent_id} is published and cannot be deleted")
-            remaining = (
-                await session.scalars(
-                    select(AgentVersion.version).where(
-                        AgentVersion.agent_id == agent_id, AgentVersion.version != version
-                    )
-                )
-            ).all()
+            others = conn.execute(
+                select(VERSIONS.c.version).where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version != version)
+            ).scalars()
+            remaining = list(others)
             if not remaining:
                 raise BadRequest(f"version {version} is the only version of agent {agent_id}; delete the agent")
-            await session.delete(row)
-            agent.latest_version = max(remaining)
+            conn.execute(delete(VERSIONS).where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version == version))
+            conn.execute(update(AGENTS).where(AGENTS.c.agent_id == agent_id).values(latest_version=max(remaining)))
+
+        await self._db.write(work)
 
     async def publish(
         self, agent_id: str, version: int | None, title: str | None = None, description: str | None = None
     ) -> AgentResponse:
         now = self._clock.now_ms()
-        async with self._db.write() as session:
-            agent = await self._agent(session, agent_id)
-            row = await self._version(session, agent_id, version)
-            data = dict(row.data)
+
+        def work(conn: Connection) -> dict[str, Any]:
+            row = dict(_version(conn, agent_id, version)._mapping)
+            data = dict(row["data"])
             if title is not None:
                 data["version_title"] = title
             if description is not None:
                 data["version_description"] = description
-            row.data = data
-            row.is_published = True
-            row.last_modification_timestamp = now
-            agent.user_modified_timestamp = now
-        return _response(row)
+            row.update(data=data, is_published=True, last_modification_timestamp=now)
+            conn.execute(
+                update(VERSIONS)
+                .where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version == row["version"])
+                .values(data=data, is_published=True, last_modification_timestamp=now)
+            )
+            conn.execute(update(AGENTS).where(AGENTS.c.agent_id == agent_id).values(user_modified_timestamp=now))
+            return row
+
+        return _response(await self._db.write(work))

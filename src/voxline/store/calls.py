@@ -1,10 +1,23 @@
 """Call repository: rows, state transitions as single conditional UPDATEs, and list filters in SQL."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from voxline.schemas.call import (
     BooleanFilter,
@@ -20,6 +33,48 @@ from voxline.schemas.call import (
 )
 from voxline.store.database import Database
 from voxline.store.tables import Call
+
+CALLS = Call.__table__
+C = CALLS.c
+CALL_BY_ID = select(CALLS).where(C.call_id == bindparam("call_id"))
+INSERT_CALL = insert(CALLS)
+
+
+@dataclass
+class CallRecord:
+    """One row of `calls`, as the service reads and changes it."""
+
+    call_id: str
+    call_type: str
+    agent_id: str
+    agent_version: int
+    call_status: str
+    disconnection_reason: str | None
+    created_at: int
+    start_timestamp: int | None
+    end_timestamp: int | None
+    duration_ms: int | None
+    join_deadline: int | None
+    token_nonce: str
+    user_sentiment: str | None
+    call_successful: bool | None
+    in_voicemail: bool | None
+    data_storage_setting: str
+    call_metadata: dict[str, Any] | None
+    dynamic_variables: dict[str, Any] | None
+    data: dict[str, Any]
+    config: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Any) -> "CallRecord":
+        return cls(**row._mapping)
+
+    def values(self) -> dict[str, Any]:
+        """Column values (shallow: the JSON documents are not copied)."""
+        return {name: getattr(self, name) for name in _FIELD_NAMES}
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(CallRecord))
 
 
 def _string(column: Any, f: StringFilter) -> ColumnElement[bool]:
@@ -93,14 +148,14 @@ class CallRepository:
         out: list[ColumnElement[bool]] = []
         if criteria.agent is not None:
             options = [
-                and_(Call.agent_id == a.agent_id, Call.agent_version.in_(a.version) if a.version else True)
+                and_(C.agent_id == a.agent_id, C.agent_version.in_(a.version) if a.version else True)
                 for a in criteria.agent
             ]
             out.append(or_(*options) if options else false())
         if isinstance(criteria.call_id, EnumFilter):
-            out.append(Call.call_id.in_(criteria.call_id.value))
+            out.append(C.call_id.in_(criteria.call_id.value))
         elif criteria.call_id is not None:
-            out.append(_string(Call.call_id, criteria.call_id))
+            out.append(_string(C.call_id, criteria.call_id))
         for name in (
             "call_status",
             "call_type",
@@ -110,17 +165,17 @@ class CallRepository:
         ):
             f = getattr(criteria, name)
             if f is not None:
-                out.append(getattr(Call, name).in_(f.value))
+                out.append(getattr(C, name).in_(f.value))
         for name in ("call_successful", "in_voicemail"):
             f = getattr(criteria, name)
             if f is not None:
-                out.append(getattr(Call, name) == f.value)
+                out.append(getattr(C, name) == f.value)
         for name in ("start_timestamp", "end_timestamp", "duration_ms"):
             f = getattr(criteria, name)
             if f is not None:
-                out.append(_number(getattr(Call, name), f))
-        out += self._keyed(Call.call_metadata, criteria.metadata or [])
-        out += self._keyed(Call.dynamic_variables, criteria.dynamic_variables or [])
+                out.append(_number(getattr(C, name), f))
+        out += self._keyed(C.call_metadata, criteria.metadata or [])
+        out += self._keyed(C.dynamic_variables, criteria.dynamic_variables or [])
         return out
 
     def legacy_conditions(self, criteria: LegacyCallFilterCriteria | None) -> list[ColumnElement[bool]]:
@@ -128,15 +183,15 @@ class CallRepository:
             return []
         out: list[ColumnElement[bool]] = []
         lists = {
-            "agent_id": Call.agent_id,
-            "version": Call.agent_version,
-            "call_id": Call.call_id,
-            "call_status": Call.call_status,
-            "call_type": Call.call_type,
-            "disconnection_reason": Call.disconnection_reason,
-            "user_sentiment": Call.user_sentiment,
-            "call_successful": Call.call_successful,
-            "in_voicemail": Call.in_voicemail,
+            "agent_id": C.agent_id,
+            "version": C.agent_version,
+            "call_id": C.call_id,
+            "call_status": C.call_status,
+            "call_type": C.call_type,
+            "disconnection_reason": C.disconnection_reason,
+            "user_sentiment": C.user_sentiment,
+            "call_successful": C.call_successful,
+            "in_voicemail": C.in_voicemail,
         }
         for name, column in lists.items():
             values = getattr(criteria, name)
@@ -145,14 +200,14 @@ class CallRepository:
         for name in ("start_timestamp", "end_timestamp", "duration_ms"):
             threshold: Threshold | None = getattr(criteria, name)
             if threshold is not None:
-                column = getattr(Call, name)
+                column = getattr(C, name)
                 if threshold.lower_threshold is not None:
                     out.append(column >= threshold.lower_threshold)
                 if threshold.upper_threshold is not None:
                     out.append(column <= threshold.upper_threshold)
         for column, mapping in (
-            (Call.call_metadata, criteria.metadata),
-            (Call.dynamic_variables, criteria.dynamic_variables),
+            (C.call_metadata, criteria.metadata),
+            (C.dynamic_variables, criteria.dynamic_variables),
         ):
             for key, values in (mapping or {}).items():
                 out.append(self._json_text(column, key).in_(values))
@@ -160,9 +215,9 @@ class CallRepository:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    async def get(self, call_id: str) -> Call | None:
-        async with self._db.read() as session:
-            return await session.get(Call, call_id)
+    async def get(self, call_id: str) -> CallRecord | None:
+        row = await self._db.read(lambda conn: conn.execute(CALL_BY_ID, {"call_id": call_id}).first())
+        return CallRecord.from_row(row) if row is not None else None
 
     async def select(
         self,
@@ -172,58 +227,77 @@ class CallRepository:
         limit: int,
         after: ColumnElement[bool] | None = None,
         offset: int | None = None,
-    ) -> list[Call]:
-        order = (Call.created_at.desc(), Call.call_id.desc()) if descending else (Call.created_at, Call.call_id)
-        query = select(Call).where(*conditions)
+    ) -> list[CallRecord]:
+        order = (C.created_at.desc(), C.call_id.desc()) if descending else (C.created_at, C.call_id)
+        query = select(CALLS).where(*conditions)
         if after is not None:
             query = query.where(after)
         query = query.order_by(*order).limit(limit)
         if offset:
             query = query.offset(offset)
-        async with self._db.read() as session:
-            return list((await session.scalars(query)).all())
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [CallRecord.from_row(r) for r in rows]
 
     async def count(self, conditions: list[ColumnElement[bool]]) -> int:
-        async with self._db.read() as session:
-            return int(await session.scalar(select(func.count()).select_from(Call).where(*conditions)) or 0)
+        query = select(func.count()).select_from(CALLS).where(*conditions)
+        return int(await self._db.read(lambda conn: conn.execute(query).scalar()) or 0)
 
     async def count_ongoing(self) -> int:
-        return await self.count([Call.call_status == "ongoing"])
+        return await self.count([C.call_status == "ongoing"])
 
     # --- writes ---------------------------------------------------------------------------------
 
-    async def insert(self, row: Call) -> None:
-        async with self._db.write() as session:
-            session.add(row)
+    async def insert(self, record: CallRecord) -> None:
+        values = record.values()
+        await self._db.write(lambda conn: conn.execute(INSERT_CALL, values))
 
-    async def modify(self, call_id: str, change: Any) -> Call | None:
-        """Apply `change(session, row)` to the row inside one write transaction; None if absent."""
-        async with self._db.write() as session:
-            row = await session.get(Call, call_id)
+    async def modify(self, call_id: str, change: Callable[[CallRecord], None]) -> CallRecord | None:
+        """Apply `change` to the row in one write transaction and store what it changed; None if
+        there is no such call. `change` may raise to leave the row untouched."""
+
+        def work(conn: Connection) -> CallRecord | None:
+            query = select(CALLS).where(C.call_id == call_id)
+            row = conn.execute(query if self._db.is_sqlite else query.with_for_update()).first()
             if row is None:
                 return None
-            await change(session, row)
-            return row
+            before = dict(row._mapping)
+            record = CallRecord(**before)
+            change(record)
+            changed = {k: v for k, v in record.values().items() if v != before[k]}
+            if changed:
+                conn.execute(update(CALLS).where(C.call_id == call_id).values(changed))
+            return record
+
+        return await self._db.write(work)
+
+    async def delete(self, call_id: str, check: Callable[[CallRecord], None]) -> bool:
+        """Delete the call if `check` (which may raise) allows it; False if there is no such call."""
+
+        def work(conn: Connection) -> bool:
+            row = conn.execute(select(CALLS).where(C.call_id == call_id)).first()
+            if row is None:
+                return False
+            check(CallRecord.from_row(row))
+            conn.execute(delete(CALLS).where(C.call_id == call_id))
+            return True
+
+        return await self._db.write(work)
 
     async def end_overdue_registered(self, now_ms: int) -> list[str]:
         """End every registered call whose join deadline has passed, atomically, in any process."""
         statement = (
-            update(Call)
-            .where(Call.call_status == "registered", Call.join_deadline <= now_ms)
+            update(CALLS)
+            .where(C.call_status == "registered", C.join_deadline <= now_ms)
             .values(
                 call_status="error",
                 disconnection_reason="error_user_not_joined",
-                end_timestamp=Call.join_deadline,
+                end_timestamp=C.join_deadline,
                 duration_ms=0,
                 join_deadline=None,
             )
-            .returning(Call.call_id)
+            .returning(C.call_id)
         )
-        async with self._db.write() as session:
-            return list((await session.scalars(statement)).all())
-
-    async def delete(self, session: AsyncSession, row: Call) -> None:
-        await session.delete(row)
+        return await self._db.write(lambda conn: list(conn.execute(statement).scalars().all()))
 
 
 def _json_path_key(key: str) -> str:

@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from voxline.clock import Clock
 from voxline.errors import BadRequest, NotFound
@@ -12,6 +11,10 @@ from voxline.schemas.llm import LLM_DEFAULTS, LlmCreateRequest, LlmResponse, Llm
 from voxline.store.database import Database
 from voxline.store.paging import encode_key, keyset_after, ordered
 from voxline.store.tables import AgentVersion, RetellLlm, RetellLlmVersion
+
+LLMS = RetellLlm.__table__
+VERSIONS = RetellLlmVersion.__table__
+AGENT_VERSIONS = AgentVersion.__table__
 
 
 def _check_states(data: dict[str, Any]) -> None:
@@ -31,16 +34,32 @@ def _check_states(data: dict[str, Any]) -> None:
                 )
 
 
-def _response(row: RetellLlmVersion) -> LlmResponse:
+def _response(version: Any) -> LlmResponse:
+    v = version if isinstance(version, dict) else version._mapping
     return LlmResponse.model_validate(
         {
-            **row.data,
-            "llm_id": row.llm_id,
-            "version": row.version,
-            "is_published": row.is_published,
-            "last_modification_timestamp": row.last_modification_timestamp,
+            **v["data"],
+            "llm_id": v["llm_id"],
+            "version": v["version"],
+            "is_published": v["is_published"],
+            "last_modification_timestamp": v["last_modification_timestamp"],
         }
     )
+
+
+def _llm(conn: Connection, llm_id: str) -> Row:  # type: ignore[type-arg]
+    llm = conn.execute(select(LLMS).where(LLMS.c.llm_id == llm_id)).first()
+    if llm is None:
+        raise NotFound(f"Retell LLM {llm_id} not found")
+    return llm
+
+
+def _version(conn: Connection, llm_id: str, version: int | None) -> Row:  # type: ignore[type-arg]
+    number = _llm(conn, llm_id).latest_version if version is None else version
+    row = conn.execute(select(VERSIONS).where(VERSIONS.c.llm_id == llm_id, VERSIONS.c.version == number)).first()
+    if row is None:
+        raise NotFound(f"Retell LLM {llm_id} has no version {version}")
+    return row
 
 
 class LlmRepository:
@@ -53,37 +72,30 @@ class LlmRepository:
         _check_states(data)
         now = self._clock.now_ms()
         llm_id = new_llm_id()
-        row = RetellLlmVersion(llm_id=llm_id, version=0, is_published=False, last_modification_timestamp=now, data=data)
-        async with self._db.write() as session:
-            session.add(RetellLlm(llm_id=llm_id, created_at=now, latest_version=0))
-            await session.flush()
-            session.add(row)
-        return _response(row)
+        version = {
+            "llm_id": llm_id,
+            "version": 0,
+            "is_published": False,
+            "last_modification_timestamp": now,
+            "data": data,
+        }
 
-    async def _version_row(self, session: AsyncSession, llm_id: str, version: int | None) -> RetellLlmVersion:
-        llm = await session.get(RetellLlm, llm_id)
-        if llm is None:
-            raise NotFound(f"Retell LLM {llm_id} not found")
-        row = await session.get(RetellLlmVersion, (llm_id, llm.latest_version if version is None else version))
-        if row is None:
-            raise NotFound(f"Retell LLM {llm_id} has no version {version}")
-        return row
+        def work(conn: Connection) -> None:
+            conn.execute(insert(LLMS).values(llm_id=llm_id, created_at=now, latest_version=0))
+            conn.execute(insert(VERSIONS).values(version))
+
+        await self._db.write(work)
+        return _response(version)
 
     async def get(self, llm_id: str, version: int | None = None) -> LlmResponse:
-        async with self._db.read() as session:
-            return _response(await self._version_row(session, llm_id, version))
-
-    async def exists(self, llm_id: str, version: int | None = None) -> bool:
-        try:
-            await self.get(llm_id, version)
-        except NotFound:
-            return False
-        return True
+        return _response(await self._db.read(lambda conn: _version(conn, llm_id, version)))
 
     async def update(self, llm_id: str, request: LlmUpdateRequest, version: int | None = None) -> LlmResponse:
         patch = request.model_dump(mode="json", exclude_unset=True, by_alias=True)
-        async with self._db.write() as session:
-            row = await self._version_row(session, llm_id, version)
+        now = self._clock.now_ms()
+
+        def work(conn: Connection) -> LlmResponse:
+            row = _version(conn, llm_id, version)
             if row.is_published:
                 raise BadRequest(f"version {row.version} of Retell LLM {llm_id} is published and read-only")
             data = dict(row.data)
@@ -93,31 +105,38 @@ class LlmRepository:
                 else:
                     data[key] = value
             _check_states(data)
-            row.data = data
-            row.last_modification_timestamp = self._clock.now_ms()
-        return _response(row)
+            conn.execute(
+                update(VERSIONS)
+                .where(VERSIONS.c.llm_id == llm_id, VERSIONS.c.version == row.version)
+                .values(data=data, last_modification_timestamp=now)
+            )
+            return _response({**row._mapping, "data": data, "last_modification_timestamp": now})
+
+        return await self._db.write(work)
 
     async def delete(self, llm_id: str, force: bool = False) -> None:
-        async with self._db.write() as session:
-            if await session.get(RetellLlm, llm_id) is None:
-                raise NotFound(f"Retell LLM {llm_id} not found")
+        def work(conn: Connection) -> None:
+            _llm(conn, llm_id)
             users = (
-                await session.scalars(
-                    select(AgentVersion.agent_id).where(AgentVersion.llm_id == llm_id).distinct().limit(5)
+                conn.execute(
+                    select(AGENT_VERSIONS.c.agent_id).where(AGENT_VERSIONS.c.llm_id == llm_id).distinct().limit(5)
                 )
-            ).all()
+                .scalars()
+                .all()
+            )
             if users and not force:
                 raise BadRequest(
                     f"Retell LLM {llm_id} is used by agent(s) {', '.join(users)}; "
                     "delete them first or pass force_delete=true"
                 )
-            await session.execute(delete(RetellLlmVersion).where(RetellLlmVersion.llm_id == llm_id))
-            await session.execute(delete(RetellLlm).where(RetellLlm.llm_id == llm_id))
+            conn.execute(delete(VERSIONS).where(VERSIONS.c.llm_id == llm_id))
+            conn.execute(delete(LLMS).where(LLMS.c.llm_id == llm_id))
+
+        await self._db.write(work)
 
     async def key_after(self, llm_id: str) -> str:
         """A pagination key that continues after `llm_id` (legacy lists page by the last id)."""
-        async with self._db.read() as session:
-            llm = await session.get(RetellLlm, llm_id)
+        llm = await self._db.read(lambda conn: conn.execute(select(LLMS).where(LLMS.c.llm_id == llm_id)).first())
         if llm is None:
             raise BadRequest(f"pagination_key: no Retell LLM {llm_id}")
         return encode_key(llm.created_at, llm.llm_id)
@@ -126,16 +145,14 @@ class LlmRepository:
         self, limit: int = 1000, pagination_key: str | None = None, descending: bool = True
     ) -> tuple[list[LlmResponse], str | None]:
         """Latest version of each LLM, newest first by default; returns (items, next key)."""
-        query = select(RetellLlm, RetellLlmVersion).join(
-            RetellLlmVersion,
-            (RetellLlmVersion.llm_id == RetellLlm.llm_id) & (RetellLlmVersion.version == RetellLlm.latest_version),
+        query = select(VERSIONS, LLMS.c.created_at).join(
+            LLMS, (VERSIONS.c.llm_id == LLMS.c.llm_id) & (VERSIONS.c.version == LLMS.c.latest_version)
         )
         if pagination_key:
-            query = query.where(keyset_after(RetellLlm.created_at, RetellLlm.llm_id, pagination_key, descending))
-        query = query.order_by(*ordered(RetellLlm.created_at, RetellLlm.llm_id, descending)).limit(limit + 1)
-        async with self._db.read() as session:
-            rows = (await session.execute(query)).all()
+            query = query.where(keyset_after(LLMS.c.created_at, LLMS.c.llm_id, pagination_key, descending))
+        query = query.order_by(*ordered(LLMS.c.created_at, LLMS.c.llm_id, descending)).limit(limit + 1)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
         more = len(rows) > limit
         rows = rows[:limit]
-        key = encode_key(rows[-1][0].created_at, rows[-1][0].llm_id) if more else None
-        return [_response(v) for _, v in rows], key
+        key = encode_key(rows[-1].created_at, rows[-1].llm_id) if more else None
+        return [_response(r) for r in rows], key

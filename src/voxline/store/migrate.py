@@ -1,11 +1,13 @@
-"""Apply Alembic migrations to the configured database (run automatically by `voxline serve`)."""
+"""Apply Alembic migrations to the configured database (run automatically at start-up)."""
 
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Connection
+
+from voxline.store.database import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_ID = 0x766F786C696E65  # "voxline"
@@ -18,11 +20,13 @@ def alembic_config(connection: Any) -> Config:
     return config
 
 
-async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Bring the schema up to date. Safe to call on every start and from several processes
-    (PostgreSQL serialises the DDL on Alembic's version table; SQLite on its write lock)."""
-    async with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
-        await conn.run_sync(lambda sync_conn: command.upgrade(alembic_config(sync_conn), "head"))
-        await conn.commit()
+def _upgrade(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
+    command.upgrade(alembic_config(conn), "head")
+
+
+async def upgrade_to_head(db: Database) -> None:
+    """Bring the schema up to date. Safe on every start and from several processes at once
+    (PostgreSQL: an advisory lock serialises the DDL; SQLite: the write lock)."""
+    await db.write(_upgrade)

@@ -85,7 +85,7 @@ class Call(Base):
     call_successful: Mapped[bool | None] = mapped_column(Boolean)
     in_voicemail: Mapped[bool | None] = mapped_column(Boolean)
     data_storage_setting: Mapped[str] = mapped_column(String(40))
-    call_metadata: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    call_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     dynamic_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     data: Mapped[dict[str, Any]]
     """Other wire fields of the call object (transcripts, latency, analysis, ...)."""

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 00:08:02.313996
+Create Date: 2026-11-24 00:32:56.381990
 """
 
 from collections.abc import Sequence
@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("call_successful", sa.Boolean(), nullable=True),
         sa.Column("in_voicemail", sa.Boolean(), nullable=True),
         sa.Column("data_storage_setting", sa.String(length=40), nullable=False),
-        sa.Column("metadata", sa.JSON(), nullable=True),
+        sa.Column("call_metadata", sa.JSON(), nullable=True),
         sa.Column("dynamic_variables", sa.JSON(), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("config", sa.JSON(), nullable=False),
