@@ -10,10 +10,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -98,6 +100,8 @@ class ServerProcess:
                 self.api_key = match.group(1)
             if "Voxline listening" in line:
                 break
+        # Keep reading for the server's whole life: a full pipe would block the server.
+        threading.Thread(target=self._drain, args=(self.process.stdout,), daemon=True).start()
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.base_url + "/health", timeout=1).status_code == 200:
@@ -107,6 +111,10 @@ class ServerProcess:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not become healthy:\n" + "".join(self.output))
+
+    def _drain(self, stream: "IO[str]") -> None:
+        for line in stream:
+            self.output.append(line)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

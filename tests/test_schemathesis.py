@@ -19,7 +19,6 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.internal.conjecture import utils as cu
 from schemathesis.checks import not_a_server_error
 from schemathesis.models import APIOperation, Case
 from schemathesis.specs.openapi.checks import (
@@ -32,39 +31,6 @@ from schemathesis.specs.openapi.schemas import BaseOpenAPISchema
 from tests.conftest import custom_llm_agent
 from tests.servers import ServerProcess
 from voxline.api.app import create_app
-
-
-def _restore_many_more() -> None:
-    """Give Hypothesis' `many` back the `more()` method hypothesis-jsonschema calls.
-
-    schemathesis 3.x generates every JSON object through hypothesis-jsonschema (0.23.1, its last
-    release), whose object strategy drives `hypothesis.internal.conjecture.utils.many` by calling
-    `elements.more()` in a loop. Recent Hypothesis releases replaced that method with an iterator
-    protocol, so without this every operation with a JSON body fails with
-    "AttributeError: 'many' object has no attribute 'more'". This re-creates the old method on
-    top of the new internals (one element per call, same spans and choices); it does nothing on
-    a Hypothesis that still has `more()`. Pinning an older Hypothesis for the test extra makes it
-    unnecessary.
-    """
-    if hasattr(cu.many, "more"):
-        return
-
-    def more(self: Any) -> bool:
-        if self._depth is None:
-            self._depth = self.data.depth
-        if self._in_element:
-            self._finish_element()
-        if self._done or not self._decide():
-            return False
-        self.count += 1
-        self._in_element = True
-        self._rejected = False
-        return True
-
-    cu.many.more = more
-
-
-_restore_many_more()
 
 # FastAPI documents its API as OpenAPI 3.1, which schemathesis 3.x supports behind this switch.
 schemathesis.experimental.OPEN_API_3_1.enable()
@@ -155,20 +121,7 @@ def seeds(api: httpx.Client) -> Seeds:
 
 @pytest.fixture(scope="module")
 def server_log(server: ServerProcess) -> list[str]:
-    """Keep reading the server's output (into `server.output`) for as long as it runs.
-
-    `ServerProcess` stops reading its stdout pipe once the server is up; a server that then logs
-    a few tracebacks fills the pipe and blocks in `write()`, so every later request hangs. Failing
-    requests are exactly what this module provokes, so drain the pipe and keep the lines.
-    """
-    assert server.process is not None and server.process.stdout is not None
-    stdout = server.process.stdout
-
-    def drain() -> None:
-        for line in stdout:
-            server.output.append(line)
-
-    threading.Thread(target=drain, name="server-log-drain", daemon=True).start()
+    """The server's output so far (`ServerProcess` keeps reading it while the server runs)."""
     return server.output
 
 

@@ -2,8 +2,9 @@
 
 from fastapi import Depends, Request
 
-from voxline.errors import Unauthorized
+from voxline.errors import BadRequest, NotFound, Unauthorized
 from voxline.keys import KeyInfo
+from voxline.schemas.base import UNSTORABLE
 from voxline.services import Services
 
 
@@ -23,4 +24,14 @@ async def require_api_key(request: Request) -> KeyInfo:
     return info
 
 
+def require_storable_url(request: Request) -> None:
+    """Ids and query values with NUL or lone surrogates name nothing this server can store."""
+    if UNSTORABLE.search(request.scope["path"]):
+        raise NotFound("The requested resource was not found.")
+    for name, value in request.query_params.multi_items():
+        if UNSTORABLE.search(name) or UNSTORABLE.search(value):
+            raise BadRequest(f"{name}: NUL characters and unpaired surrogates are not allowed")
+
+
 ApiKeyDep = Depends(require_api_key)
+StorableUrlDep = Depends(require_storable_url)

@@ -20,7 +20,7 @@ from voxline.schemas.agent_parts import (
     UserDtmfOptions,
     VoicemailOption,
 )
-from voxline.schemas.base import WireModel
+from voxline.schemas.base import RequestModel, Version, WireModel
 from voxline.schemas.enums import (
     AmbientSound,
     DataStorageSetting,
@@ -98,7 +98,7 @@ class AgentFields(WireModel):
     version_description: str | None = None
 
 
-class _LegacyStorageFlag(WireModel):
+class _LegacyStorageFlag(RequestModel):
     """Older SDKs send `opt_out_sensitive_data_storage`; it maps onto `data_storage_setting`."""
 
     opt_out_sensitive_data_storage: bool | None = Field(default=None, exclude=True)
@@ -190,7 +190,7 @@ class AgentListFilterCriteria(WireModel):
     query: str | None = None
 
 
-class AgentListRequest(WireModel):
+class AgentListRequest(RequestModel):
     """Body of `POST /v2/list-agents` (paging is in the query string)."""
 
     filter_criteria: AgentListFilterCriteria | None = None
@@ -232,15 +232,15 @@ class AgentVersionListResponse(WireModel):
     pagination_key: str | None = None
 
 
-class PublishAgentVersionRequest(WireModel):
+class PublishAgentVersionRequest(RequestModel):
     """Body of `POST /publish-agent-version/{agent_id}`."""
 
-    version: int = Field(ge=0)
+    version: Version
     version_title: str | None = None
     version_description: str | None = None
 
 
-class CreateAgentVersionRequest(WireModel):
+class CreateAgentVersionRequest(RequestModel):
     """Body of `POST /create-agent-version/{agent_id}`."""
 
-    base_version: int = Field(ge=0)
+    base_version: Version

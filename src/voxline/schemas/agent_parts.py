@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from voxline.schemas.base import WireModel
+from voxline.schemas.base import Version, WireModel
 from voxline.schemas.llm_parts import (
     BooleanAnalysisData,
     CodeTool,
@@ -49,7 +49,7 @@ class ResponseEngineRetellLlm(WireModel):
 
     type: Literal["retell-llm"]
     llm_id: str
-    version: int | None = None
+    version: Version | None = None
 
 
 class ResponseEngineCustomLlm(WireModel):
@@ -64,7 +64,7 @@ class ResponseEngineConversationFlow(WireModel):
 
     type: Literal["conversation-flow"]
     conversation_flow_id: str
-    version: int | None = None
+    version: Version | None = None
 
 
 ResponseEngine = Annotated[

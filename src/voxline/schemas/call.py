@@ -6,7 +6,7 @@ from pydantic import Field
 
 from voxline.schemas.agent import AgentFields
 from voxline.schemas.agent_parts import ResponseEngine
-from voxline.schemas.base import WireModel
+from voxline.schemas.base import Int64, RequestModel, Version, WireModel
 from voxline.schemas.enums import CallStatus, DataStorageSetting, DisconnectionReason, UserSentiment
 from voxline.schemas.llm import LlmOverrideFields
 from voxline.schemas.transcript import TranscriptItem, Utterance
@@ -28,11 +28,11 @@ class AgentOverride(WireModel):
     conversation_flow: dict[str, Any] | None = None
 
 
-class CreateWebCallRequest(WireModel):
+class CreateWebCallRequest(RequestModel):
     """Body of `POST /v2/create-web-call` and `POST /v3/create-web-call`."""
 
     agent_id: str = Field(min_length=1)
-    agent_version: int | str | None = None
+    agent_version: Version | str | None = None
     agent_override: AgentOverride | None = None
     current_state: str | None = None
     current_node_id: str | None = None
@@ -42,7 +42,7 @@ class CreateWebCallRequest(WireModel):
     opt_out_sensitive_data_storage: bool | None = None
 
 
-class RegisterCallRequest(WireModel):
+class RegisterCallRequest(RequestModel):
     """Body of the v1 `POST /register-call` that web client 1.x apps use."""
 
     agent_id: str = Field(min_length=1)
@@ -186,7 +186,7 @@ class CreateWebCallV3Response(CallResponse):
     transport: Literal["gateway"] = "gateway"
 
 
-class UpdateCallRequest(WireModel):
+class UpdateCallRequest(RequestModel):
     """Body of `PATCH /v2/update-call/{call_id}`."""
 
     metadata: dict[str, Any] | None = None
@@ -264,7 +264,7 @@ KeyedFilter = (
 
 class AgentFilter(WireModel):
     agent_id: str
-    version: list[int] | None = None
+    version: list[Version] | None = None
 
 
 class CallFilterCriteria(WireModel):
@@ -284,13 +284,13 @@ class CallFilterCriteria(WireModel):
     dynamic_variables: list[KeyedFilter] | None = None
 
 
-class ListCallsRequest(WireModel):
+class ListCallsRequest(RequestModel):
     """Body of `POST /v3/list-calls`."""
 
     filter_criteria: CallFilterCriteria | None = None
     sort_order: Literal["ascending", "descending"] = "descending"
     limit: int = Field(default=50, ge=1, le=1000)
-    skip: int | None = Field(default=None, ge=0)
+    skip: int | None = Field(default=None, ge=0, le=2**63 - 1)
     pagination_key: str | None = None
     include_total: bool = False
 
@@ -303,15 +303,15 @@ class ListCallsResponse(WireModel):
 
 
 class Threshold(WireModel):
-    lower_threshold: int | None = None
-    upper_threshold: int | None = None
+    lower_threshold: Int64 | None = None
+    upper_threshold: Int64 | None = None
 
 
 class LegacyCallFilterCriteria(WireModel):
     """Filters of the legacy `POST /v2/list-calls` (lists of accepted values)."""
 
     agent_id: list[str] | None = None
-    version: list[int] | None = None
+    version: list[Version] | None = None
     call_id: list[str] | None = None
     call_status: list[CallStatus] | None = None
     call_type: list[str] | None = None
@@ -326,7 +326,7 @@ class LegacyCallFilterCriteria(WireModel):
     duration_ms: Threshold | None = None
 
 
-class LegacyListCallsRequest(WireModel):
+class LegacyListCallsRequest(RequestModel):
     filter_criteria: LegacyCallFilterCriteria | None = None
     sort_order: Literal["ascending", "descending"] = "descending"
     limit: int = Field(default=50, ge=1, le=1000)

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from voxline.schemas.base import WireModel
+from voxline.schemas.base import RequestModel, WireModel
 from voxline.schemas.enums import LlmModelName, StartSpeaker
 from voxline.schemas.llm_parts import BackupModel, KbConfig, LlmTool, McpServer, ModelConfig, S2sModel, State
 
@@ -35,11 +35,11 @@ class LlmFields(LlmOverrideFields):
     is_transfer_llm: bool | None = None
 
 
-class LlmCreateRequest(LlmFields):
+class LlmCreateRequest(LlmFields, RequestModel):
     """Body of `POST /create-retell-llm`."""
 
 
-class LlmUpdateRequest(LlmFields):
+class LlmUpdateRequest(LlmFields, RequestModel):
     """Body of `PATCH /update-retell-llm/{llm_id}`."""
 
 

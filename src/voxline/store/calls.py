@@ -7,9 +7,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Float,
+    String,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     false,
     func,
@@ -109,37 +112,40 @@ class CallRepository:
 
     # --- JSON key access that behaves the same on SQLite and PostgreSQL ----------------------
 
-    def _json_text(self, column: Any, key: str) -> Any:
-        return column[key].as_string()
-
-    def _json_number(self, column: Any, key: str) -> Any:
-        """The key's value as a number, or NULL when it is not a JSON number (never a cast error)."""
+    def _field(self, column: Any, key: str) -> tuple[Any, Any]:
+        """(JSON type, value) of `column[key]`; the type is one of string, number, boolean, null,
+        object, array, or NULL when the key is absent. Values are only compared after a type check,
+        so a string "5" never meets a number filter and no cast can fail."""
         if self._db.is_sqlite:
-            is_number = func.json_type(column, "$." + _json_path_key(key)).in_(["integer", "real"])
-        else:
-            is_number = func.json_typeof(column[key]) == "number"
-        return case((is_number, column[key].as_float()), else_=None)
-
-    def _json_bool(self, column: Any, key: str) -> Any:
-        if self._db.is_sqlite:
-            kind = func.json_type(column, "$." + _json_path_key(key))
-            return case((kind == "true", True), (kind == "false", False), else_=None)
-        return case((func.json_typeof(column[key]) == "boolean", column[key].as_string() == "true"), else_=None)
+            each = func.json_each(column).table_valued("key", "value", "type")
+            raw_type = select(each.c.type).where(each.c.key == key).scalar_subquery()
+            value = select(each.c.value).where(each.c.key == key).scalar_subquery()
+            kind = case(
+                (raw_type == "text", "string"),
+                (raw_type.in_(["integer", "real"]), "number"),
+                (raw_type.in_(["true", "false"]), "boolean"),
+                else_=raw_type,
+            )
+            return kind, value
+        return func.json_typeof(column[key]), column[key].as_string()
 
     def _keyed(self, column: Any, filters: Iterable[KeyedFilter]) -> list[ColumnElement[bool]]:
         conditions: list[ColumnElement[bool]] = []
         for f in filters:
+            kind, value = self._field(column, f.key)
             if isinstance(f, PresentFilter):
-                present = self._json_text(column, f.key).is_not(None)
-                conditions.append(present if f.op == "pr" else ~present | column.is_(None))
+                present = and_(kind.is_not(None), kind != "null")
+                conditions.append(present if f.op == "pr" else ~present | kind.is_(None))
             elif isinstance(f, BooleanFilter):
-                conditions.append(self._json_bool(column, f.key) == f.value)  # type: ignore[attr-defined]
+                truth = "1" if self._db.is_sqlite else "true"
+                conditions.append(and_(kind == "boolean", (cast(value, String) == truth) == f.value))
             elif isinstance(f, NumberFilter | RangeFilter):
-                conditions.append(_number(self._json_number(column, f.key), f))  # type: ignore[attr-defined]
+                number = case((kind == "number", cast(value, Float)), else_=None)
+                conditions.append(_number(number, f))
             elif isinstance(f, EnumFilter):
-                conditions.append(self._json_text(column, f.key).in_(f.value))  # type: ignore[attr-defined]
+                conditions.append(and_(kind == "string", value.in_(f.value)))
             else:
-                conditions.append(_string(self._json_text(column, f.key), f))  # type: ignore[attr-defined]
+                conditions.append(and_(kind == "string", _string(value, f)))
         return conditions
 
     def conditions(self, criteria: CallFilterCriteria | None) -> list[ColumnElement[bool]]:
@@ -210,7 +216,8 @@ class CallRepository:
             (C.dynamic_variables, criteria.dynamic_variables),
         ):
             for key, values in (mapping or {}).items():
-                out.append(self._json_text(column, key).in_(values))
+                kind, value = self._field(column, key)
+                out.append(and_(kind == "string", value.in_(values)))
         return out
 
     # --- reads ----------------------------------------------------------------------------------
@@ -298,8 +305,3 @@ class CallRepository:
             .returning(C.call_id)
         )
         return await self._db.write(lambda conn: list(conn.execute(statement).scalars().all()))
-
-
-def _json_path_key(key: str) -> str:
-    """A key quoted for an SQLite JSON path (`$."my key"`)."""
-    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -42,6 +42,7 @@ def _sqlite_engine(url: str, *, writer: bool, pool_size: int) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA case_sensitive_like=ON")  # LIKE filters behave as on PostgreSQL
         cursor.close()
 
     if writer:

@@ -2,13 +2,13 @@
 
 from fastapi import APIRouter, Request, Response
 
-from voxline.api.auth import ApiKeyDep, get_services
+from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES, wire, wire_list
 from voxline.errors import NotFound
 from voxline.schemas.misc import ApiKeyInfoResponse, ConcurrencyResponse, VoiceResponse
 from voxline.speech.voices import available_voices, find_voice
 
-router = APIRouter(dependencies=[ApiKeyDep], responses=ERROR_RESPONSES, tags=["Account"])
+router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Account"])
 
 
 @router.get("/list-voices", response_model=list[VoiceResponse])

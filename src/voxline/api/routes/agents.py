@@ -4,7 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from voxline.api.auth import ApiKeyDep, get_services
+from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES, no_content, wire, wire_list
 from voxline.schemas.agent import (
     AgentCreateRequest,
@@ -16,8 +16,9 @@ from voxline.schemas.agent import (
     CreateAgentVersionRequest,
     PublishAgentVersionRequest,
 )
+from voxline.schemas.base import MAX_INT32
 
-router = APIRouter(dependencies=[ApiKeyDep], responses=ERROR_RESPONSES, tags=["Agent"])
+router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Agent"])
 SortOrder = Literal["ascending", "descending"]
 
 
@@ -27,13 +28,13 @@ async def create_agent(request: Request, body: AgentCreateRequest) -> Response:
 
 
 @router.get("/get-agent/{agent_id}", response_model=AgentResponse)
-async def get_agent(request: Request, agent_id: str, version: int | None = Query(None, ge=0)) -> Response:
+async def get_agent(request: Request, agent_id: str, version: int | None = Query(None, ge=0, le=MAX_INT32)) -> Response:
     return wire(await get_services(request).agents.get(agent_id, version))
 
 
 @router.patch("/update-agent/{agent_id}", response_model=AgentResponse)
 async def update_agent(
-    request: Request, agent_id: str, body: AgentUpdateRequest, version: int | None = Query(None, ge=0)
+    request: Request, agent_id: str, body: AgentUpdateRequest, version: int | None = Query(None, ge=0, le=MAX_INT32)
 ) -> Response:
     return wire(await get_services(request).agents.update(agent_id, body, version))
 
@@ -136,7 +137,7 @@ async def create_agent_version(request: Request, agent_id: str, body: CreateAgen
 
 
 @router.delete("/delete-agent-version/{agent_id}", status_code=204, response_class=Response)
-async def delete_agent_version(request: Request, agent_id: str, version: int = Query(ge=0)) -> Response:
+async def delete_agent_version(request: Request, agent_id: str, version: int = Query(ge=0, le=MAX_INT32)) -> Response:
     await get_services(request).agents.delete_version(agent_id, version)
     return no_content()
 

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request, Response
 
-from voxline.api.auth import ApiKeyDep, get_services
+from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES, no_content, wire, wire_list
 from voxline.schemas.call import (
     CallResponse,
@@ -16,7 +16,7 @@ from voxline.schemas.call import (
     UpdateCallRequest,
 )
 
-router = APIRouter(dependencies=[ApiKeyDep], responses=ERROR_RESPONSES, tags=["Call"])
+router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Call"])
 
 
 @router.post("/v3/create-web-call", response_model=CreateWebCallV3Response, status_code=201)

@@ -4,11 +4,12 @@ from typing import Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
-from voxline.api.auth import ApiKeyDep, get_services
+from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES, no_content, wire, wire_list
+from voxline.schemas.base import MAX_INT32
 from voxline.schemas.llm import LlmCreateRequest, LlmListResponse, LlmResponse, LlmUpdateRequest
 
-router = APIRouter(dependencies=[ApiKeyDep], responses=ERROR_RESPONSES, tags=["Retell LLM"])
+router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Retell LLM"])
 
 
 @router.post("/create-retell-llm", response_model=LlmResponse, status_code=201)
@@ -17,13 +18,15 @@ async def create_retell_llm(request: Request, body: LlmCreateRequest) -> Respons
 
 
 @router.get("/get-retell-llm/{llm_id}", response_model=LlmResponse)
-async def get_retell_llm(request: Request, llm_id: str, version: int | None = Query(None, ge=0)) -> Response:
+async def get_retell_llm(
+    request: Request, llm_id: str, version: int | None = Query(None, ge=0, le=MAX_INT32)
+) -> Response:
     return wire(await get_services(request).llms.get(llm_id, version))
 
 
 @router.patch("/update-retell-llm/{llm_id}", response_model=LlmResponse)
 async def update_retell_llm(
-    request: Request, llm_id: str, body: LlmUpdateRequest, version: int | None = Query(None, ge=0)
+    request: Request, llm_id: str, body: LlmUpdateRequest, version: int | None = Query(None, ge=0, le=MAX_INT32)
 ) -> Response:
     return wire(await get_services(request).llms.update(llm_id, body, version))
 
