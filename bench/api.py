@@ -114,7 +114,7 @@ def cpu_split(start: CpuSample, end: CpuSample) -> dict[str, float]:
     """CPU % of one core (100 = one core busy) for server, client, the whole machine, and everything else.
 
     The server's figure is split into its main thread (event loop: HTTP, FastAPI, SQLAlchemy, our code)
-    and its other threads (aiosqlite runs one thread per open SQLite connection).
+    and its other threads (the database threads that run each transaction).
     """
     wall = end.wall - start.wall
     ncpu = os.cpu_count() or 1
@@ -524,7 +524,7 @@ def machine_info() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for dist in ("voxline", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "aiosqlite"):
+    for dist in ("voxline", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "psycopg"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[dist] = importlib.metadata.version(dist)
     return {
@@ -614,6 +614,24 @@ async def benchmark(args: argparse.Namespace, server: Server) -> dict[str, Any]:
             )
         )
         print(format_phase(phases[-1]), flush=True)
+        # Latency is queueing once the server is saturated (p50 ~ clients / throughput); the sweep
+        # shows get-call latency at lighter loads, each level for half the phase time.
+        for level in args.sweep:
+            if level >= args.concurrency:
+                continue
+            phases.append(
+                await run_phase(
+                    f"get-call-c{level}",
+                    f"GET /v2/get-call/{{id}} c={level}",
+                    client,
+                    lambda n: get_ops[n % len(get_ops)],
+                    concurrency=level,
+                    server_pid=server.pid,
+                    seconds=args.seconds / 2,
+                    requests=None,
+                )
+            )
+            print(format_phase(phases[-1]), flush=True)
 
     by_name = {p.name: p for p in phases}
     base = by_name["health"].throughput_rps or float("nan")
@@ -625,13 +643,14 @@ async def benchmark(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     }
     targets["create_web_call_rps"]["met"] = create_rps >= TARGET_CREATE_RPS and by_name["create-web-call"].errors == 0
     targets["get_call_p99_ms"]["met"] = get_p99 <= TARGET_GET_P99_MS and by_name["get-call"].errors == 0
-    ratios = {p.name: round(p.throughput_rps / base, 3) for p in phases if p.name != "health"}
+    ratios = {p.name: round(p.throughput_rps / base, 3) for p in phases if p.name in ("create-web-call", "get-call")}
     return {
         "benchmark": "voxline control-plane API (bench/api.py)",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine_info(),
         "parameters": {
             "concurrency": args.concurrency,
+            "get_call_sweep": args.sweep,
             "seconds_per_phase": None if args.requests else args.seconds,
             "requests_per_phase": args.requests,
             "warmup_seconds_per_endpoint": args.warmup,
@@ -672,7 +691,7 @@ def print_summary(result: dict[str, Any]) -> None:
     )
     print(
         "CPU % is of one core (100 = one full core); 'main' = the server's event-loop thread (the rest is its\n"
-        "aiosqlite threads); 'other' = the rest of the machine in the same interval."
+        "database threads); 'other' = the rest of the machine in the same interval."
     )
     print()
     print("targets (issue 2, 2-core machine):")
@@ -690,6 +709,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--requests", type=int, default=None, help="fixed request count per phase (overrides --seconds)"
     )
+    parser.add_argument(
+        "--sweep",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[1, 4, 8, 16],
+        help="get-call at these lower concurrencies too (default 1,4,8,16; empty to skip)",
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per endpoint (default 1)")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (default raw)")
     parser.add_argument("--pin", action="store_true", help="pin the server to CPU 0 and this client to CPU 1")
@@ -698,7 +723,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra server environment, e.g. VOXLINE_SQLITE_READ_POOL_SIZE=16 (repeatable)",
+        help="extra server environment, e.g. VOXLINE_DATABASE_READ_THREADS=1 (repeatable)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     parser.add_argument("--keep-data", action="store_true", help="keep the server's temp data dir and print it")

@@ -31,7 +31,7 @@ class Services:
     def build(cls, settings: Settings, clock: Clock | None = None) -> "Services":
         settings.ensure_data_dir()
         clock = clock or SystemClock()
-        db = Database(settings.resolved_database_url, read_pool_size=settings.sqlite_read_pool_size)
+        db = Database(settings.resolved_database_url, read_pool_size=settings.database_read_threads)
         files = LocalFiles(settings.data_dir / "calls")
         agents = AgentRepository(db, clock)
         calls = CallService(

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     sweep_interval_ms: int = Field(default=500, ge=10, description="How often overdue registered calls are looked for.")
     default_voice_id: str = Field(default="piper-joe", description="Voice used for voice ids this server lacks.")
     log_level: str = Field(default="info", description="Logging level of the server.")
-    sqlite_read_pool_size: int = Field(default=4, ge=1, description="Reader connections to the SQLite file.")
+    database_read_threads: int = Field(
+        default=2, ge=1, description="Threads (and connections) that run reads; more is a loss on 2 cores (GIL)."
+    )
 
     @field_validator("ice_servers", mode="before")
     @classmethod

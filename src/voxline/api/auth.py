@@ -24,7 +24,7 @@ async def require_api_key(request: Request) -> KeyInfo:
     return info
 
 
-def require_storable_url(request: Request) -> None:
+async def require_storable_url(request: Request) -> None:
     """Ids and query values with NUL or lone surrogates name nothing this server can store."""
     if UNSTORABLE.search(request.scope["path"]):
         raise NotFound("The requested resource was not found.")
