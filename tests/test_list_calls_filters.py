@@ -80,7 +80,7 @@ def make_call(call_id: str, created_at: int, **fields: Any) -> CallRecord:
         "start_timestamp": None,
         "end_timestamp": None,
         "duration_ms": None,
-        "join_deadline": None,
+        "join_deadline": created_at + 30_000,
         "token_nonce": "0123456789abcdef",
         "user_sentiment": None,
         "call_successful": None,

@@ -1,7 +1,8 @@
 """The call lifecycle: register, stop, end, delete, list. `registered -> ongoing -> ended | error`.
 
-Every state change is one conditional write, so two processes sharing PostgreSQL never both end
-the same call, and a deadline stored in the row survives a restart of the server.
+Every state change is one write transaction (the row locked on PostgreSQL), so two processes that
+share a database never both end the same call, and the join deadline, stored in the row, survives
+a restart of the server. The deadline is also the access token's expiry.
 """
 
 import json
@@ -73,8 +74,7 @@ class CallService:
     # --- building responses --------------------------------------------------------------------
 
     def access_token(self, row: CallRecord) -> str:
-        expires_at = row.created_at + self._join_timeout_ms
-        return self._tokens.issue(row.call_id, row.token_nonce, expires_at)
+        return self._tokens.issue(row.call_id, row.token_nonce, row.join_deadline)
 
     def _fields(self, row: CallRecord, *, with_transcripts: bool) -> dict[str, Any]:
         data = row.data if with_transcripts else {k: v for k, v in row.data.items() if k not in TRANSCRIPT_FIELDS}
@@ -178,7 +178,7 @@ class CallService:
         return CreateWebCallV3Response.model_validate(
             {
                 **self._fields(row, with_transcripts=True),
-                "expires_at": row.created_at + self._join_timeout_ms,
+                "expires_at": row.join_deadline,
                 "ice_servers": [s.to_wire() for s in self._ice_servers],
                 "transport": "gateway",
             }
@@ -300,7 +300,6 @@ class CallService:
             row.duration_ms = now - row.start_timestamp if row.start_timestamp is not None else 0
             row.call_status = "ended"
             row.disconnection_reason = "manual_stopped"
-            row.join_deadline = None
 
         row = await self.calls.modify(call_id, change)
         if row is None:

@@ -57,7 +57,8 @@ class CallRecord:
     start_timestamp: int | None
     end_timestamp: int | None
     duration_ms: int | None
-    join_deadline: int | None
+    join_deadline: int
+    """When the access token expires; a call still registered then ends as error_user_not_joined."""
     token_nonce: str
     user_sentiment: str | None
     call_successful: bool | None
@@ -300,7 +301,6 @@ class CallRepository:
                 disconnection_reason="error_user_not_joined",
                 end_timestamp=C.join_deadline,
                 duration_ms=0,
-                join_deadline=None,
             )
             .returning(C.call_id)
         )

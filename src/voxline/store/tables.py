@@ -79,7 +79,7 @@ class Call(Base):
     start_timestamp: Mapped[int | None]
     end_timestamp: Mapped[int | None]
     duration_ms: Mapped[int | None]
-    join_deadline: Mapped[int | None]
+    join_deadline: Mapped[int]
     token_nonce: Mapped[str] = mapped_column(String(64))
     user_sentiment: Mapped[str | None] = mapped_column(String(20))
     call_successful: Mapped[bool | None] = mapped_column(Boolean)

@@ -55,7 +55,7 @@ def upgrade() -> None:
         sa.Column("start_timestamp", sa.BigInteger(), nullable=True),
         sa.Column("end_timestamp", sa.BigInteger(), nullable=True),
         sa.Column("duration_ms", sa.BigInteger(), nullable=True),
-        sa.Column("join_deadline", sa.BigInteger(), nullable=True),
+        sa.Column("join_deadline", sa.BigInteger(), nullable=False),
         sa.Column("token_nonce", sa.String(length=64), nullable=False),
         sa.Column("user_sentiment", sa.String(length=20), nullable=True),
         sa.Column("call_successful", sa.Boolean(), nullable=True),
