@@ -9,7 +9,7 @@ import json
 import secrets
 from typing import Any
 
-from voxline.calls.tokens import AccessTokens
+from voxline.calls.tokens import AccessTokens, TokenError
 from voxline.clock import Clock
 from voxline.errors import BadRequest, Conflict, NotFound
 from voxline.ids import new_call_id
@@ -44,6 +44,20 @@ TRANSCRIPT_FIELDS = (
     "scrubbed_post_session_transcript_with_tool_calls",
 )
 MAX_METADATA_BYTES = 50_000
+ERROR_STATUS_REASONS = frozenset({"concurrency_limit_reached", "error_user_not_joined"})
+
+
+class JoinRefused(Exception):
+    """A client may not join: the message says why (shown to the client as a close reason)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def status_for(reason: str) -> str:
+    """`error` for failures (every `error_*` reason, and calls refused for capacity), else `ended`."""
+    return "error" if reason.startswith("error_") or reason in ERROR_STATUS_REASONS else "ended"
 
 
 def _metadata_size_ok(metadata: dict[str, Any] | None) -> None:
@@ -315,6 +329,68 @@ class CallService:
             raise NotFound(f"call {call_id} not found")
         self._files.delete_call(call_id)
 
+    # --- live calls -----------------------------------------------------------------------------
+
+    async def join_with_token(self, token: str, max_concurrent: int) -> CallRecord:
+        """Join the call a web-call access token names: once, before it expires."""
+        try:
+            claims = self._tokens.verify(token, self._clock.now_ms())
+        except TokenError as exc:
+            raise JoinRefused(str(exc)) from exc
+        return await self._join(claims.call_id, claims.nonce, max_concurrent)
+
+    async def join_by_call_id(self, call_id: str, max_concurrent: int) -> CallRecord:
+        """Join by call id (the v1 audio WebSocket of web client 1.x, which has no token)."""
+        return await self._join(call_id, None, max_concurrent)
+
+    async def _join(self, call_id: str, nonce: str | None, max_concurrent: int) -> CallRecord:
+        now = self._clock.now_ms()
+        outcome: dict[str, str] = {}
+
+        def change(row: CallRecord, ongoing: int) -> None:
+            if nonce is not None and row.token_nonce != nonce:
+                raise JoinRefused("access token does not match this call")
+            if row.call_status != "registered":
+                raise JoinRefused(f"call {call_id} is {row.call_status}; it can be joined once")
+            if now >= row.join_deadline:
+                raise JoinRefused(f"call {call_id} was not joined in time")
+            if ongoing >= max_concurrent:
+                row.call_status, row.disconnection_reason = "error", "concurrency_limit_reached"
+                row.end_timestamp, row.duration_ms = now, 0
+                outcome["refused"] = f"concurrency limit of {max_concurrent} ongoing calls reached"
+                return
+            row.call_status, row.start_timestamp = "ongoing", now
+
+        row = await self.calls.modify_counting_ongoing(call_id, change)
+        if row is None:
+            raise JoinRefused(f"call {call_id} not found")
+        if "refused" in outcome:
+            raise JoinRefused(outcome["refused"])
+        return row
+
+    async def finish(self, call_id: str, reason: str, data: dict[str, Any] | None = None) -> CallRecord | None:
+        """End an ongoing call with `reason` and whatever it produced (`data`: transcripts, ...).
+        A call that already ended is left as it is (returns None)."""
+        now = self._clock.now_ms()
+
+        def change(row: CallRecord) -> None:
+            if row.call_status != "ongoing":
+                raise _AlreadyEnded
+            row.call_status, row.disconnection_reason = status_for(reason), reason
+            row.end_timestamp = now
+            row.duration_ms = now - (row.start_timestamp or now)
+            if data:
+                row.data = {**row.data, **data}
+
+        try:
+            return await self.calls.modify(call_id, change)
+        except _AlreadyEnded:
+            return None
+
     async def end_unjoined(self) -> list[str]:
         """End registered calls whose join window has passed (`error_user_not_joined`)."""
         return await self.calls.end_overdue_registered(self._clock.now_ms())
+
+
+class _AlreadyEnded(Exception):
+    """Internal: the call ended before `finish` got to it."""

@@ -40,6 +40,8 @@ from voxline.store.tables import Call
 CALLS = Call.__table__
 C = CALLS.c
 CALL_BY_ID = select(CALLS).where(C.call_id == bindparam("call_id"))
+ONGOING_COUNT = select(func.count()).select_from(CALLS).where(C.call_status == "ongoing")
+_JOIN_LOCK_ID = 0x766F786A6F696E  # "voxjoin"
 INSERT_CALL = insert(CALLS)
 
 
@@ -262,21 +264,35 @@ class CallRepository:
     async def modify(self, call_id: str, change: Callable[[CallRecord], None]) -> CallRecord | None:
         """Apply `change` to the row in one write transaction and store what it changed; None if
         there is no such call. `change` may raise to leave the row untouched."""
+        return await self._db.write(lambda conn: self._modify(conn, call_id, change))
+
+    async def modify_counting_ongoing(
+        self, call_id: str, change: Callable[[CallRecord, int], None]
+    ) -> CallRecord | None:
+        """`modify`, with the number of ongoing calls passed to `change`, counted in the same
+        transaction under a lock (SQLite: the write lock; PostgreSQL: an advisory lock), so two
+        joins in any processes cannot both take the last slot."""
 
         def work(conn: Connection) -> CallRecord | None:
-            query = select(CALLS).where(C.call_id == call_id)
-            row = conn.execute(query if self._db.is_sqlite else query.with_for_update()).first()
-            if row is None:
-                return None
-            before = dict(row._mapping)
-            record = CallRecord(**before)
-            change(record)
-            changed = {k: v for k, v in record.values().items() if v != before[k]}
-            if changed:
-                conn.execute(update(CALLS).where(C.call_id == call_id).values(changed))
-            return record
+            if not self._db.is_sqlite:
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_JOIN_LOCK_ID})")
+            ongoing = int(conn.execute(ONGOING_COUNT).scalar() or 0)
+            return self._modify(conn, call_id, lambda record: change(record, ongoing))
 
         return await self._db.write(work)
+
+    def _modify(self, conn: Connection, call_id: str, change: Callable[[CallRecord], None]) -> CallRecord | None:
+        query = select(CALLS).where(C.call_id == call_id)
+        row = conn.execute(query if self._db.is_sqlite else query.with_for_update()).first()
+        if row is None:
+            return None
+        before = dict(row._mapping)
+        record = CallRecord(**before)
+        change(record)
+        changed = {k: v for k, v in record.values().items() if v != before[k]}
+        if changed:
+            conn.execute(update(CALLS).where(C.call_id == call_id).values(changed))
+        return record
 
     async def delete(self, call_id: str, check: Callable[[CallRecord], None]) -> bool:
         """Delete the call if `check` (which may raise) allows it; False if there is no such call."""
