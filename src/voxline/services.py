@@ -1,6 +1,6 @@
 """The object graph of one server process, built from settings (no globals)."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from voxline.calls.service import CallService
 from voxline.calls.tokens import AccessTokens
@@ -25,7 +25,6 @@ class Services:
     agents: AgentRepository
     calls: CallService
     files: LocalFiles
-    extra: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> "Services":
