@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from voxline import __version__
 from voxline.api.errors import install_error_handlers
-from voxline.api.routes import account, agents, calls, llms
+from voxline.api.routes import account, agents, calls, examples, llms
 from voxline.calls.sweeper import sweep_forever
 from voxline.clock import Clock
 from voxline.schemas.base import ErrorResponse
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     install_error_handlers(app)
     for module in (llms, agents, calls, account):
         app.include_router(module.router)
+    app.include_router(examples.router)
 
     @app.get("/health", tags=["Server"], include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -97,11 +97,25 @@ class ResponseEngine(Protocol):
         """Everything the engine sends, in order, until (and including) `LlmEnded`."""
         ...
 
-    async def update(self, transcript: list[Utterance], turntaking: Literal["agent_turn", "user_turn"] | None) -> None:
-        """`update_only`: the live transcript changed (no reply expected)."""
+    async def update(
+        self,
+        transcript: list[Utterance],
+        turntaking: Literal["agent_turn", "user_turn"] | None,
+        *,
+        transcript_with_tool_calls: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """`update_only`: the live transcript changed (no reply expected). `transcript_with_tool_calls`
+        is forwarded only when the LLM server asked for it in `config`."""
         ...
 
-    async def request_response(self, response_id: int, transcript: list[Utterance], *, reminder: bool = False) -> None:
+    async def request_response(
+        self,
+        response_id: int,
+        transcript: list[Utterance],
+        *,
+        reminder: bool = False,
+        transcript_with_tool_calls: list[dict[str, Any]] | None = None,
+    ) -> None:
         """`response_required` (or `reminder_required`); ids increase and supersede earlier ones."""
         ...
 
