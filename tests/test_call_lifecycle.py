@@ -131,3 +131,31 @@ def test_first_start_prints_one_key_and_later_starts_none(make_server: Callable[
     assert not any("key_" in line for line in server.output)
     with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {first_key}"}) as api:
         assert api.get("/list-voices").status_code == 200
+
+
+async def test_first_start_creates_a_demo_agent_on_the_mounted_example_llm(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    from voxline.llm.custom_llm import CustomLlmClient
+    from voxline.llm.interfaces import ResponseChunk
+
+    server = make_server("sqlite").start()
+    with server.client() as api:
+        agents = api.get("/list-agents").json()
+    assert [a["agent_name"] for a in agents] == ["Demo receptionist (example LLM)"]
+    url = agents[0]["response_engine"]["llm_websocket_url"]
+    assert url == f"ws://127.0.0.1:{server.port}/examples/receptionist/llm-websocket"
+
+    client = CustomLlmClient(url, "call_demo", open_attempts=1, open_retry_delay=0)
+    await client.start({"call_id": "call_demo", "call_type": "web_call", "call_status": "ongoing"})
+    try:
+        greeting = ""
+        async for event in client.events():
+            assert isinstance(event, ResponseChunk), event
+            assert event.response_id == 0
+            greeting += event.content
+            if event.content_complete:
+                break
+    finally:
+        await client.close()
+    assert "Bright Smile Dental" in greeting

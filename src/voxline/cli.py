@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from voxline.schemas.agent import AgentCreateRequest
 from voxline.services import Services
 from voxline.settings import Settings
 
@@ -25,13 +26,35 @@ def _with_services(settings: Settings, work: Callable[[Services], Awaitable[T]])
     return asyncio.run(run())
 
 
-def _first_run_key(services: Services) -> Awaitable[str | None]:
-    async def create_if_none() -> str | None:
+DEMO_AGENT_NAME = "Demo receptionist (example LLM)"
+
+
+def demo_llm_url(settings: Settings) -> str:
+    """The example receptionist this server mounts, as the server itself dials it."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    return f"ws://{host}:{settings.port}/examples/receptionist/llm-websocket"
+
+
+def _first_run(services: Services) -> Awaitable[tuple[str, str] | None]:
+    """On a brand-new data directory: one API key and a demo agent on the example LLM server."""
+
+    async def bootstrap() -> tuple[str, str] | None:
         if await services.keys.list():
             return None
-        return (await services.keys.create("default")).raw_key
+        key = (await services.keys.create("default")).raw_key
+        agent = await services.agents.create(
+            AgentCreateRequest.model_validate(
+                {
+                    "agent_name": DEMO_AGENT_NAME,
+                    "voice_id": services.settings.default_voice_id,
+                    "response_engine": {"type": "custom-llm", "llm_websocket_url": demo_llm_url(services.settings)},
+                }
+            )
+        )
+        return key, agent.agent_id
 
-    return create_if_none()
+    return bootstrap()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -41,10 +64,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings(**overrides)
-    new_key = _with_services(settings, _first_run_key)
-    if new_key:
+    first = _with_services(settings, _first_run)
+    if first:
+        key, agent_id = first
         print("Created the first API key for this data directory. It is shown only once:", flush=True)
-        print(f"  {new_key}", flush=True)
+        print(f"  {key}", flush=True)
+        print(f"Created the demo agent {agent_id} ({DEMO_AGENT_NAME}).", flush=True)
     print(f"Voxline listening on http://{settings.host}:{settings.port} (data: {settings.data_dir})", flush=True)
     uvicorn.run(
         create_app(settings),
