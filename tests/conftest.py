@@ -1,10 +1,11 @@
 """Shared fixtures: real servers on loopback, over SQLite and over PostgreSQL."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from tests.servers import ServerProcess
 
@@ -51,3 +52,32 @@ def custom_llm_agent(api: httpx.Client, **fields: object) -> dict[str, object]:
     response = api.post("/create-agent", json=body)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+# Speech models (tests/test_speech.py): each is loaded once per test process.
+
+
+@pytest.fixture(scope="session")
+def speech_vad() -> object:
+    from voxline.speech.silero import SileroVad
+
+    return SileroVad()
+
+
+@pytest.fixture(scope="session")
+def speech_asr() -> Iterator[object]:
+    from voxline.speech.whisper import WhisperAsr
+
+    asr = WhisperAsr(workers=2)
+    yield asr
+    asr.close()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def speech_tts() -> AsyncIterator[object]:
+    """Two Piper worker processes, bound to the session event loop (tests must use it too)."""
+    from voxline.speech.piper import PiperTts
+
+    tts = await PiperTts.start(workers=2)
+    yield tts
+    await tts.close()

