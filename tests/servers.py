@@ -66,7 +66,14 @@ class ServerProcess:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLINE_")}
-        env.update({"VOXLINE_DATA_DIR": str(self.data_dir), "VOXLINE_LOG_LEVEL": "warning"})
+        env.update(
+            {
+                "VOXLINE_DATA_DIR": str(self.data_dir),
+                "VOXLINE_LOG_LEVEL": "warning",
+                # Control-plane tests never start a live call; live-call tests turn this back on.
+                "VOXLINE_PRELOAD_SPEECH": "false",
+            }
+        )
         if self.database_url:
             env["VOXLINE_DATABASE_URL"] = self.database_url
         env.update(self.env_overrides)

@@ -1,7 +1,10 @@
 """The object graph of one server process, built from settings (no globals)."""
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from voxline.calls.live import LiveCalls
 from voxline.calls.service import CallService
 from voxline.calls.tokens import AccessTokens
 from voxline.clock import Clock, SystemClock
@@ -14,6 +17,9 @@ from voxline.store.files import LocalFiles
 from voxline.store.llms import LlmRepository
 from voxline.store.migrate import upgrade_to_head
 
+if TYPE_CHECKING:
+    from voxline.speech.providers import SpeechProviders
+
 
 @dataclass
 class Services:
@@ -25,6 +31,22 @@ class Services:
     agents: AgentRepository
     calls: CallService
     files: LocalFiles
+    live: "LiveCalls" = field(init=False)
+    _speech: "SpeechProviders | None" = field(default=None, init=False)
+    _speech_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.live = LiveCalls(self.calls, self.speech, self.clock)
+        self.calls.live_stop = self.live.stop
+
+    async def speech(self) -> "SpeechProviders":
+        """The speech providers, loaded once per process (at start-up, or by the first call)."""
+        async with self._speech_lock:
+            if self._speech is None:
+                from voxline.speech.providers import load_speech
+
+                self._speech = await load_speech(self.settings)
+            return self._speech
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> "Services":
@@ -57,4 +79,6 @@ class Services:
         await upgrade_to_head(self.db)
 
     async def close(self) -> None:
+        if self._speech is not None:
+            await self._speech.close()
         await self.db.dispose()

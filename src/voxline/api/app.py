@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from voxline import __version__
 from voxline.api.errors import install_error_handlers
-from voxline.api.routes import account, agents, calls, examples, llms
+from voxline.api.routes import account, agents, calls, examples, live, llms
 from voxline.calls.sweeper import sweep_forever
 from voxline.clock import Clock
 from voxline.schemas.base import ErrorResponse
@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings, clock)
         await services.migrate()
+        if settings.preload_speech:
+            await services.speech()
         app.state.services = services
         # Move everything loaded at start-up out of the collector's view: full collections then
         # scan only per-request garbage, which keeps pauses out of the latency tail.
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     for module in (llms, agents, calls, account):
         app.include_router(module.router)
     app.include_router(examples.router)
+    app.include_router(live.router)
 
     @app.get("/health", tags=["Server"], include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -7,6 +7,7 @@ a restart of the server. The deadline is also the access token's expiry.
 
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from voxline.calls.tokens import AccessTokens, TokenError
@@ -303,8 +304,14 @@ class CallService:
             raise NotFound(f"call {call_id} not found")
         return row
 
+    live_stop: "Callable[[str], bool] | None" = None
+    """Set by the process that runs live calls: asks a running conversation to end."""
+
     async def stop(self, call_id: str) -> CallRecord:
-        """End a call that has not ended: `manual_stopped`."""
+        """End a call that has not ended: `manual_stopped`. A live conversation in this process
+        ends itself (and stores its transcript); otherwise the row is ended here."""
+        if self.live_stop is not None and self.live_stop(call_id):
+            return await self.get(call_id)
         now = self._clock.now_ms()
 
         def change(row: CallRecord) -> None:
@@ -368,9 +375,16 @@ class CallService:
             raise JoinRefused(outcome["refused"])
         return row
 
-    async def finish(self, call_id: str, reason: str, data: dict[str, Any] | None = None) -> CallRecord | None:
-        """End an ongoing call with `reason` and whatever it produced (`data`: transcripts, ...).
-        A call that already ended is left as it is (returns None)."""
+    async def finish(
+        self,
+        call_id: str,
+        reason: str,
+        data: dict[str, Any] | None = None,
+        internal: dict[str, Any] | None = None,
+    ) -> CallRecord | None:
+        """End an ongoing call with `reason` and what it produced: `data` (wire fields such as the
+        transcript) and `internal` (kept for post-call work, never shown). A call that already
+        ended is left as it is (returns None)."""
         now = self._clock.now_ms()
 
         def change(row: CallRecord) -> None:
@@ -381,6 +395,8 @@ class CallService:
             row.duration_ms = now - (row.start_timestamp or now)
             if data:
                 row.data = {**row.data, **data}
+            if internal:
+                row.config = {**row.config, **internal}
 
         try:
             return await self.calls.modify(call_id, change)
