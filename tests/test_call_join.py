@@ -120,3 +120,28 @@ async def test_error_reasons_end_with_error_status(services: tuple[Services, Fak
     await svc.calls.join_by_call_id(call_id, max_concurrent=8)
     ended = await svc.calls.finish(call_id, "error_llm_websocket_open")
     assert ended is not None and ended.call_status == "error"
+
+
+async def test_calls_of_a_silent_process_end_as_error_unknown(services: tuple[Services, FakeClock]) -> None:
+    svc, clock = services
+    await svc.calls.heartbeat()
+    orphan_id, _ = await new_call(svc)
+    await svc.calls.join_by_call_id(orphan_id, max_concurrent=8)
+    clock.now += 20_000
+    assert await svc.calls.end_orphaned() == []  # heartbeat 20 s old: still alive
+    clock.now += 15_000
+    assert await svc.calls.end_orphaned() == [orphan_id]  # 35 s of silence: it stopped
+    ended = await svc.calls.get(orphan_id)
+    assert (ended.call_status, ended.disconnection_reason, ended.duration_ms) == ("error", "error_unknown", 35_000)
+
+
+async def test_calls_of_a_heartbeating_process_stay_ongoing(services: tuple[Services, FakeClock]) -> None:
+    svc, clock = services
+    await svc.calls.heartbeat()
+    call_id, _ = await new_call(svc)
+    await svc.calls.join_by_call_id(call_id, max_concurrent=8)
+    for _ in range(10):
+        clock.now += 10_000
+        await svc.calls.heartbeat()
+        assert await svc.calls.end_orphaned() == []
+    assert (await svc.calls.get(call_id)).call_status == "ongoing"

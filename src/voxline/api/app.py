@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services.build(settings, clock)
         await services.migrate()
+        await services.calls.heartbeat()  # before any call can be joined by this process
         if settings.preload_speech:
             await services.speech()
         app.state.services = services

@@ -13,7 +13,7 @@ from typing import Any
 from voxline.calls.tokens import AccessTokens, TokenError
 from voxline.clock import Clock
 from voxline.errors import BadRequest, Conflict, NotFound
-from voxline.ids import new_call_id
+from voxline.ids import new_call_id, new_id
 from voxline.schemas.agent import AgentResponse
 from voxline.schemas.call import (
     CallResponse,
@@ -45,6 +45,8 @@ TRANSCRIPT_FIELDS = (
     "scrubbed_post_session_transcript_with_tool_calls",
 )
 MAX_METADATA_BYTES = 50_000
+ORPHAN_AFTER_MS = 30_000
+"""A process silent this long has stopped; its ongoing calls end as error_unknown."""
 ERROR_STATUS_REASONS = frozenset({"concurrency_limit_reached", "error_user_not_joined"})
 
 
@@ -85,6 +87,8 @@ class CallService:
         self._clock = clock
         self._join_timeout_ms = join_timeout_ms
         self._ice_servers = [IceServer.model_validate(s) for s in ice_servers]
+        self.owner = new_id("proc", 16)
+        """This process, as the owner of the calls it runs (see `heartbeat`)."""
 
     # --- building responses --------------------------------------------------------------------
 
@@ -366,7 +370,7 @@ class CallService:
                 row.end_timestamp, row.duration_ms = now, 0
                 outcome["refused"] = f"concurrency limit of {max_concurrent} ongoing calls reached"
                 return
-            row.call_status, row.start_timestamp = "ongoing", now
+            row.call_status, row.start_timestamp, row.live_owner = "ongoing", now, self.owner
 
         row = await self.calls.modify_counting_ongoing(call_id, change)
         if row is None:
@@ -402,6 +406,14 @@ class CallService:
             return await self.calls.modify(call_id, change)
         except _AlreadyEnded:
             return None
+
+    async def heartbeat(self) -> None:
+        """Tell other processes (and a successor) that this one still runs its ongoing calls."""
+        await self.calls.heartbeat(self.owner, self._clock.now_ms())
+
+    async def end_orphaned(self, stale_ms: int = ORPHAN_AFTER_MS) -> list[str]:
+        """End ongoing calls of processes that stopped heartbeating: nothing stays `ongoing`."""
+        return await self.calls.end_orphaned(self._clock.now_ms(), stale_ms)
 
     async def end_unjoined(self) -> list[str]:
         """End registered calls whose join window has passed (`error_user_not_joined`)."""

@@ -35,10 +35,11 @@ from voxline.schemas.call import (
     Threshold,
 )
 from voxline.store.database import Database
-from voxline.store.tables import Call
+from voxline.store.tables import Call, LiveProcess
 
 CALLS = Call.__table__
 C = CALLS.c
+PROCESSES = LiveProcess.__table__
 CALL_BY_ID = select(CALLS).where(C.call_id == bindparam("call_id"))
 ONGOING_COUNT = select(func.count()).select_from(CALLS).where(C.call_status == "ongoing")
 _JOIN_LOCK_ID = 0x766F786A6F696E  # "voxjoin"
@@ -70,6 +71,7 @@ class CallRecord:
     dynamic_variables: dict[str, Any] | None
     data: dict[str, Any]
     config: dict[str, Any]
+    live_owner: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> "CallRecord":
@@ -304,6 +306,39 @@ class CallRepository:
             check(CallRecord.from_row(row))
             conn.execute(delete(CALLS).where(C.call_id == call_id))
             return True
+
+        return await self._db.write(work)
+
+    async def heartbeat(self, owner: str, now_ms: int) -> None:
+        """Say that process `owner` is alive (and runs its ongoing calls)."""
+
+        def work(conn: Connection) -> None:
+            done = conn.execute(update(PROCESSES).where(PROCESSES.c.owner == owner).values(heartbeat_at=now_ms))
+            if done.rowcount == 0:
+                conn.execute(insert(PROCESSES).values(owner=owner, heartbeat_at=now_ms))
+
+        await self._db.write(work)
+
+    async def end_orphaned(self, now_ms: int, stale_ms: int) -> list[str]:
+        """End ongoing calls whose process stopped heartbeating (it crashed or was killed):
+        `error_unknown`, ended now. Forget the stale processes."""
+        alive = select(PROCESSES.c.owner).where(PROCESSES.c.heartbeat_at >= now_ms - stale_ms)
+        statement = (
+            update(CALLS)
+            .where(C.call_status == "ongoing", or_(C.live_owner.is_(None), C.live_owner.not_in(alive)))
+            .values(
+                call_status="error",
+                disconnection_reason="error_unknown",
+                end_timestamp=now_ms,
+                duration_ms=now_ms - func.coalesce(C.start_timestamp, now_ms),
+            )
+            .returning(C.call_id)
+        )
+
+        def work(conn: Connection) -> list[str]:
+            ended = list(conn.execute(statement).scalars().all())
+            conn.execute(delete(PROCESSES).where(PROCESSES.c.heartbeat_at < now_ms - stale_ms))
+            return ended
 
         return await self._db.write(work)
 

@@ -85,6 +85,8 @@ class Call(Base):
     call_successful: Mapped[bool | None] = mapped_column(Boolean)
     in_voicemail: Mapped[bool | None] = mapped_column(Boolean)
     data_storage_setting: Mapped[str] = mapped_column(String(40))
+    live_owner: Mapped[str | None] = mapped_column(String(40))
+    """The server process running the call while it is ongoing (see `LiveProcess`)."""
     call_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     dynamic_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     data: Mapped[dict[str, Any]]
@@ -96,3 +98,13 @@ class Call(Base):
         Index("ix_calls_created", "created_at", "call_id"),
         Index("ix_calls_status_deadline", "call_status", "join_deadline"),
     )
+
+
+class LiveProcess(Base):
+    """A server process that runs live calls, and when it last said it is alive. Ongoing calls of
+    a process that stopped saying so are ended by the others (or by its successor)."""
+
+    __tablename__ = "live_processes"
+
+    owner: Mapped[str] = mapped_column(String(40), primary_key=True)
+    heartbeat_at: Mapped[int]
