@@ -7,7 +7,7 @@ editing never rewrites what a published version promised.
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from voxline.clock import Clock
 from voxline.errors import BadRequest, NotFound
@@ -23,6 +23,7 @@ from voxline.schemas.agent import (
 from voxline.store.database import Database
 from voxline.store.paging import encode_key, keyset_after, ordered
 from voxline.store.tables import Agent, AgentVersion, RetellLlm, RetellLlmVersion
+from voxline.store.versions import Versioned
 
 AGENTS = Agent.__table__
 VERSIONS = AgentVersion.__table__
@@ -74,19 +75,9 @@ def _check_engine(conn: Connection, data: dict[str, Any]) -> None:
             raise BadRequest(f"response_engine.version: Retell LLM {llm_id} has no version {version}")
 
 
-def _agent(conn: Connection, agent_id: str) -> Row:  # type: ignore[type-arg]
-    agent = conn.execute(select(AGENTS).where(AGENTS.c.agent_id == agent_id)).first()
-    if agent is None:
-        raise NotFound(f"agent {agent_id} not found")
-    return agent
-
-
-def _version(conn: Connection, agent_id: str, version: int | None) -> Row:  # type: ignore[type-arg]
-    number = _agent(conn, agent_id).latest_version if version is None else version
-    row = conn.execute(select(VERSIONS).where(VERSIONS.c.agent_id == agent_id, VERSIONS.c.version == number)).first()
-    if row is None:
-        raise NotFound(f"agent {agent_id} has no version {version}")
-    return row
+AGENT = Versioned(AGENTS, VERSIONS, "agent_id", "agent")
+_agent = AGENT.parent
+_version = AGENT.version
 
 
 def _new_version(agent_id: str, number: int, base: Any, now: int) -> dict[str, Any]:

@@ -2,15 +2,16 @@
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from voxline.clock import Clock
-from voxline.errors import BadRequest, NotFound
+from voxline.errors import BadRequest
 from voxline.ids import new_llm_id
 from voxline.schemas.llm import LLM_DEFAULTS, LlmCreateRequest, LlmResponse, LlmUpdateRequest
 from voxline.store.database import Database
 from voxline.store.paging import encode_key, keyset_after, ordered
 from voxline.store.tables import AgentVersion, RetellLlm, RetellLlmVersion
+from voxline.store.versions import Versioned
 
 LLMS = RetellLlm.__table__
 VERSIONS = RetellLlmVersion.__table__
@@ -47,19 +48,9 @@ def _response(version: Any) -> LlmResponse:
     )
 
 
-def _llm(conn: Connection, llm_id: str) -> Row:  # type: ignore[type-arg]
-    llm = conn.execute(select(LLMS).where(LLMS.c.llm_id == llm_id)).first()
-    if llm is None:
-        raise NotFound(f"Retell LLM {llm_id} not found")
-    return llm
-
-
-def _version(conn: Connection, llm_id: str, version: int | None) -> Row:  # type: ignore[type-arg]
-    number = _llm(conn, llm_id).latest_version if version is None else version
-    row = conn.execute(select(VERSIONS).where(VERSIONS.c.llm_id == llm_id, VERSIONS.c.version == number)).first()
-    if row is None:
-        raise NotFound(f"Retell LLM {llm_id} has no version {version}")
-    return row
+LLM = Versioned(LLMS, VERSIONS, "llm_id", "Retell LLM")
+_llm = LLM.parent
+_version = LLM.version
 
 
 class LlmRepository:
