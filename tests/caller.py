@@ -56,6 +56,8 @@ class WebCaller:
     token: str
     sample_rate: int = 16_000
     received: list[Received] = field(default_factory=list)
+    speech_starts: list[float] = field(default_factory=list)
+    """Monotonic time each `say()`'s first frame was sent (its leading silence included)."""
     speech_ends: list[float] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
@@ -130,6 +132,7 @@ class WebCaller:
         while not self._ended.is_set():
             if not pending and not self._queue.empty():
                 pending, done = self._queue.get_nowait()
+                self.speech_starts.append(start + n * FRAME_MS / 1000)
             if pending:
                 frame, pending = pending[:frame_bytes].ljust(frame_bytes, b"\0"), pending[frame_bytes:]
                 if not pending and done is not None:

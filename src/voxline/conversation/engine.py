@@ -445,6 +445,7 @@ class Conversation:
         self._agent_done_at = None
         self._send_update("agent_turn")
         self._send_event({"event_type": "agent_start_talking"})  # same lane as stop: order kept
+        await self._event_lane.flush()  # and the client hears of it before the first frame arrives
 
     def _on_progress(self, pb: Playback) -> None:
         if pb.utterance is not None:

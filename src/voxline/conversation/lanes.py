@@ -18,6 +18,22 @@ class SerialLane:
     def submit(self, job: Callable[[], Awaitable[None]]) -> None:
         self._queue.put_nowait(job)
 
+    async def flush(self) -> None:
+        """Wait until every job submitted so far has run (or the lane's deadline passes), for
+        callers that must not overtake them, such as the first audio frame of a response."""
+        done = asyncio.get_running_loop().create_future()
+
+        async def mark() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.submit(mark)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await done
+        except TimeoutError:
+            pass  # the lane reports its own failure; never hold the audio forever
+
     async def run(self) -> None:
         while True:
             job = await self._queue.get()
