@@ -3,7 +3,7 @@ as the LLM, and a scripted caller speaking flite speech over the web-call WebSoc
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -110,7 +110,8 @@ async def test_client_hang_up_ends_the_call_as_user_hangup(live_server: ServerPr
 
 
 async def test_retell_web_client_1x_audio_websocket(live_server: ServerProcess) -> None:
-    """register-call, then the 1.x socket: ping/pong, update events with enable_update, user speech."""
+    """register-call, then the 1.x socket for three turns: ping/pong, update events with
+    enable_update, the agent hanging up (close 1000 with the reason)."""
     headers = {"Authorization": f"Bearer {live_server.api_key}"}
     async with httpx.AsyncClient(base_url=live_server.base_url, headers=headers) as api:
         agents = (await api.get("/list-agents")).json()
@@ -124,13 +125,21 @@ async def test_retell_web_client_1x_audio_websocket(live_server: ServerProcess) 
             await caller.wait_event("pong")
             await caller.wait_until(lambda: caller.first_loud_audio_after(0) is not None)
             await caller.wait_until(lambda: any("Bright Smile" in str(e) for e in caller.events("update")))
-        spoken = await caller.say("My name is Bob.")
-        async with asyncio.timeout(30):
-            await caller.wait_until(lambda: any("Bob" in str(e.get("transcript")) for e in caller.events("update")))
-            await caller.wait_until(lambda: caller.first_loud_audio_after(spoken) is not None)
+        for sentence, expect in (("My name is Bob.", "Bob"), ("Thursday would be good.", "Thursday")):
+            spoken = await caller.say(sentence)
+            async with asyncio.timeout(30):
+                await caller.wait_until(
+                    lambda expect=expect: any(expect in str(e.get("transcript")) for e in caller.events("update"))
+                )
+                await caller.wait_until(lambda spoken=spoken: caller.first_loud_audio_after(spoken) is not None)
+        await caller.say("Goodbye.")
+        async with asyncio.timeout(40):
+            await caller.wait_ended()
+    assert (caller.close_code, caller.close_reason) == (1000, "agent_hangup")
     assert not caller.events("agent_start_talking")  # 1.x derives talking state itself
     ended = await get_call(live_server, registered["call_id"])
-    assert (ended["call_status"], ended["disconnection_reason"]) == ("ended", "user_hangup")
+    assert (ended["call_status"], ended["disconnection_reason"]) == ("ended", "agent_hangup")
+    assert [u["role"] for u in ended["transcript_object"]].count("user") == 3
 
 
 async def test_stop_call_ends_a_live_call_as_manual_stopped(live_server: ServerProcess) -> None:
@@ -168,3 +177,24 @@ async def test_unreachable_llm_server_ends_the_call_with_error_llm_websocket_ope
     ]
     ended = await get_call(live_server, call["call_id"])
     assert (ended["call_status"], ended["disconnection_reason"]) == ("error", "error_llm_websocket_open")
+
+
+async def test_a_join_beyond_the_concurrency_limit_is_refused_and_the_call_ends(
+    make_server: Callable[..., ServerProcess],
+) -> None:
+    server = make_server("sqlite", VOXLINE_MAX_CONCURRENT_CALLS="1").start()
+    first, second = demo_call(server), demo_call(server)
+    url = f"ws://127.0.0.1:{server.port}/web-call-websocket"
+    async with WebCaller(url, str(first["access_token"]), RATE) as caller:
+        async with asyncio.timeout(60):
+            await caller.wait_event("agent_start_talking")
+        with pytest.raises(Refused) as refused:
+            async with WebCaller(url, str(second["access_token"]), RATE):
+                pass
+    assert refused.value.code == 4029 and "concurrency limit" in refused.value.reason
+    ended = await get_call(server, second["call_id"])
+    assert (ended["call_status"], ended["disconnection_reason"], ended["duration_ms"]) == (
+        "error",
+        "concurrency_limit_reached",
+        0,
+    )
