@@ -9,7 +9,9 @@ the client is bounded by a deadline (directly or through a `SerialLane`).
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +41,11 @@ from voxline.llm.interfaces import (
 from voxline.speech.interfaces import ENGINE_SAMPLE_RATE, Asr, Transcript, Tts, Vad
 
 log = logging.getLogger(__name__)
+
+
+VAD_THREADS = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="voxline-vad")
+"""Model inference stays off the event loop: VAD frames of every call run in this bounded pool
+(one frame per call at a time, so each call's frames keep their order)."""
 
 
 class Conversation:
@@ -202,6 +209,7 @@ class Conversation:
     # -- input lane -----------------------------------------------------------------------------
     async def _read_input(self, frames: AsyncIterable[bytes]) -> None:
         resampler = InputResampler(self.config.input_sample_rate, ENGINE_SAMPLE_RATE)
+        loop = asyncio.get_running_loop()
         stream = self._vad.new_stream()
         n = self._vad.frame_samples
         pending = np.zeros(0, np.float32)
@@ -212,7 +220,8 @@ class Conversation:
             pending = np.concatenate([pending, resampler.push(data)])
             while len(pending) >= n:
                 frame, pending = pending[:n], pending[n:]
-                self._on_vad_frame(frame, stream.probability(frame))
+                probability = await loop.run_in_executor(VAD_THREADS, stream.probability, frame)
+                self._on_vad_frame(frame, probability)
             if self._ending:
                 return
         self._end("user_hangup")
