@@ -55,16 +55,13 @@ import itertools
 import json
 import os
 import platform
-import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import wave
 from collections.abc import Sequence
@@ -77,6 +74,8 @@ import numpy as np
 import soxr
 import websockets
 from websockets.asyncio.server import ServerConnection
+
+from bench_server import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "voice.json"
@@ -296,102 +295,6 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 # --- the server under test ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """`python -m voxline serve` on a free loopback port with its own fresh data directory."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.extra_env = env
-        self.port = free_port()
-        self.api_key = ""
-        self.process: subprocess.Popen[str] | None = None
-        self.output: collections.deque[str] = collections.deque(maxlen=200)
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, timeout: float = 120.0) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOXLINE_")}
-        env.update(
-            {
-                "VOXLINE_DATA_DIR": str(self.data_dir),
-                "VOXLINE_LOG_LEVEL": "warning",
-                "VOXLINE_MAX_CONCURRENT_CALLS": "64",
-            }
-        )
-        env.update(self.extra_env)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "voxline", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        assert self.process.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                if self.process.poll() is not None:
-                    raise RuntimeError("server exited:\n" + "".join(self.output))
-                continue
-            self.output.append(line)
-            match = re.search(r"\b(key_[0-9a-f]{48})\b", line)
-            if match and not self.api_key:
-                self.api_key = match.group(1)
-            if "Voxline listening" in line:
-                break
-        else:
-            raise RuntimeError("server did not start:\n" + "".join(self.output))
-        if not self.api_key:
-            raise RuntimeError("server printed no API key:\n" + "".join(self.output))
-        threading.Thread(target=self._read_output, daemon=True).start()
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET /health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-                    if s.recv(64).startswith(b"HTTP/1.1 200"):
-                        return
-            if self.process.poll() is not None:
-                raise RuntimeError("server exited:\n" + "".join(self.output))
-            time.sleep(0.05)
-        raise RuntimeError("server did not become healthy:\n" + "".join(self.output))
-
-    def _read_output(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-
-    def stop(self) -> str | None:
-        """SIGTERM, then SIGKILL after 15 s; None if it stopped cleanly."""
-        if self.process is None:
-            return None
-        problem = None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                problem = "did not stop within 15 s of SIGTERM; killed"
-        else:
-            problem = f"had already exited with code {self.process.returncode}"
-        if problem is None and self.process.returncode not in (0, -signal.SIGTERM):
-            problem = f"exited with code {self.process.returncode}"
-        self.process = None
-        return problem
 
 
 # --- the instant LLM server ---------------------------------------------------------------------------
@@ -938,11 +841,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in clips:
         print(f"utterance {c.name:<10} {c.duration_s:5.2f} s, speech ends at {c.speech_end_s:5.2f} s")
     data_dir = Path(tempfile.mkdtemp(prefix="voxline-voice-bench-"))
-    server = Server(data_dir, dict(item.split("=", 1) for item in args.env))
+    server = Server(
+        data_dir, env={"VOXLINE_MAX_CONCURRENT_CALLS": "64", **dict(item.split("=", 1) for item in args.env)}
+    )
     code = 1
     try:
         info = machine_info()
-        server.start()
+        server.start(timeout=120)
         rss_idle = rss_mb(server.pid)
         print(f"server pid {server.pid} on 127.0.0.1:{server.port}, data {data_dir}, RSS {rss_idle}", flush=True)
         run = asyncio.run(benchmark(args, server, clips))
