@@ -64,10 +64,6 @@ class LiveCalls:
         conversation.request_end(reason)
         return True
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     async def run(
         self,
         record: CallRecord,

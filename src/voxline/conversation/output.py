@@ -144,16 +144,11 @@ class Playback:
         self.interrupt_id: int | None = None
         """Set when this playback speaks an `agent_interrupt` rather than a response."""
         self._segmenter = TextSegmenter()
-        self.pieces_queued = 0
 
     # -- control (synchronous: takes effect before any further await) --------------------------
     @property
     def playing(self) -> bool:
         return self.started and not self.finished and not self.cancelled
-
-    @property
-    def paused(self) -> bool:
-        return not self._resume.is_set()
 
     def add_text(self, content: str) -> int:
         """Queue the speakable pieces of streamed text; returns how many became speakable."""
@@ -170,7 +165,6 @@ class Playback:
     def _queue(self, pieces: list[str]) -> int:
         for piece in pieces:
             self._text_q.put_nowait(piece)
-        self.pieces_queued += len(pieces)
         return len(pieces)
 
     def pause(self) -> None:

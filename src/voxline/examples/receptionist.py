@@ -76,7 +76,6 @@ class Receptionist:
 
     name: str | None = None
     day: str | None = None
-    caller_hint: str | None = None
 
     def greeting(self) -> str:
         return f"Hello, thank you for calling {CLINIC}. This is an example receptionist. May I have your name?"
@@ -157,7 +156,7 @@ async def run_receptionist(channel: Channel) -> None:
         if isinstance(message, PingPongRequest):
             await channel.send_text(json.dumps(PingPongMessage(timestamp=message.timestamp).to_wire()))
         elif isinstance(message, CallDetailsRequest):
-            script.caller_hint = str(message.call.get("call_id", "")) or None
+            pass  # the script needs nothing from the call object
         elif isinstance(message, ReminderRequiredRequest):
             await _stream(channel, message.response_id, script.reminder())
         elif isinstance(message, ResponseRequiredRequest):
