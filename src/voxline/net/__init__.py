@@ -1,0 +1,1 @@
+"""Outbound networking helpers: the egress (SSRF) guard for user-configured URLs."""
