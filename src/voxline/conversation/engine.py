@@ -107,6 +107,33 @@ class Conversation:
         """Apply mid-call agent changes (API update or the LLM's update_agent) from now on."""
         self.config = self.config.updated(fields)
 
+    def add_context(self, content: str) -> None:
+        """update-live-call `additional_context`: an `injected` transcript item the next reply sees."""
+        if self._ended is None or self._ending:
+            return
+        self._log.add_injected(content, self._now() - self._call_start)
+        self._send_update()
+
+    def trigger_response(self) -> bool:
+        """update-live-call `trigger_response`: regenerate now. Interrupts the agent when it may be
+        interrupted; does nothing while the user speaks or while the agent may not be interrupted.
+        Returns whether a response was requested."""
+        if self._ended is None or self._ending or self._detector is None:
+            return False
+        if self._detector.in_speech or self._segments or self._deciding:
+            return False
+        pb = self._playback
+        if pb is not None and pb.playing:
+            if not self._interruptible(pb):
+                return False
+            pb.marks.mark("interruption", self._now())
+            pb.cancel()
+            self._commit_played(pb)
+            self._playback = None
+            self._spawn(self._clear_output())
+        self._request(TurnMarks(), reminder=False)
+        return True
+
     async def run(self, frames: AsyncIterable[bytes]) -> ConversationResult:
         """Drive the call until it ends; `frames` ending means the client hung up."""
         loop = asyncio.get_running_loop()
@@ -395,10 +422,13 @@ class Conversation:
             pb = self._new_playback(ev.response_id, start_at)
         if ev.no_interruption_allowed:
             pb.flags.no_interruption_allowed = True
-        spoken = pb.add_text(ev.content)
+        spoken = self._add_agent_text(pb, ev.content)
         if ev.content_complete:
             self._response_open = False
-            spoken += pb.complete(end_call=ev.end_call)
+            transfer = ev.transfer_number is not None
+            spoken += pb.complete(
+                end_call=ev.end_call or transfer, end_reason="call_transfer" if transfer else "agent_hangup"
+            )
         if spoken:
             marks.mark("first_speakable_chunk", now)
 
@@ -416,7 +446,7 @@ class Conversation:
             pb.interrupt_id = ev.interrupt_id
         if ev.no_interruption_allowed:
             pb.flags.no_interruption_allowed = True
-        pb.add_text(ev.content)
+        self._add_agent_text(pb, ev.content)
         if ev.content_complete:
             pb.complete(end_call=ev.end_call)
 
@@ -438,42 +468,61 @@ class Conversation:
             await self._sink.clear()
         self._send_event({"event_type": "agent_stop_talking"})
 
+    def _add_agent_text(self, pb: Playback, content: str) -> int:
+        """Queue the LLM's text for speech; the first text of a segment places its transcript item
+        (empty, so unseen, until its audio plays), so tool calls that follow come after it."""
+        if content.strip() and not pb.segment_has_utterance:
+            pb.utterances.append(self._log.open_agent(pb.response_id))
+            pb.segment_has_utterance = True
+        return pb.add_text(content)
+
+    def _split_agent_turn(self) -> None:
+        """A tool call in the middle of the current response: what follows is a new utterance."""
+        pb = self._playback
+        if (
+            pb is not None
+            and pb.response_id == self._current_id
+            and pb.interrupt_id is None
+            and pb.segment_has_utterance
+            and not pb.flags.content_complete
+        ):
+            pb.add_break()
+
     def _commit_played(self, pb: Playback) -> None:
-        if pb.utterance is None:
-            return
-        content, words = pb.played()
-        if content:
-            self._log.set_agent(pb.utterance, content, words)
-        else:
-            self._log.drop(pb.utterance)
-        pb.utterance = None
+        """Keep in the transcript exactly what was played of each segment; drop the rest."""
+        segments = pb.played_segments()
+        for i, item in enumerate(pb.utterances):
+            content, words = segments[i] if i < len(segments) else ("", [])
+            if content:
+                self._log.set_agent(item, content, words)
+            else:
+                self._log.drop(item)
+        pb.utterances = []
 
     # -- playback hooks -------------------------------------------------------------------------
     async def _on_first_frame(self, pb: Playback) -> None:
-        pb.utterance = self._log.open_agent(pb.response_id)
         self._agent_done_at = None
         self._send_update("agent_turn")
         self._send_event({"event_type": "agent_start_talking"})  # same lane as stop: order kept
         await self._event_lane.flush()  # and the client hears of it before the first frame arrives
 
     def _on_progress(self, pb: Playback) -> None:
-        if pb.utterance is not None:
-            content, words = pb.played()
-            self._log.set_agent(pb.utterance, content, words)
+        for item, (content, words) in zip(pb.utterances, pb.played_segments(), strict=False):
+            if content:
+                self._log.set_agent(item, content, words)
 
     def _on_finished(self, pb: Playback) -> None:
         if self._playback is pb:
             self._playback = None
         if self._barge is pb:
             self._barge = None
+        self._commit_played(pb)
         if pb.started:
-            self._on_progress(pb)
-            pb.utterance = None
             self._agent_done_at = self._now()
             self._send_event({"event_type": "agent_stop_talking"})
             self._send_update()
         if pb.flags.end_call:
-            self._end("agent_hangup")
+            self._end(pb.flags.end_reason)
 
     def _on_failed(self, pb: Playback, exc: BaseException) -> None:
         """TTS or the client stalled for this response: end the turn (keep what was said)."""
@@ -528,8 +577,10 @@ class Conversation:
         elif isinstance(event, AgentInterrupt):
             self._on_agent_interrupt(event)
         elif isinstance(event, ToolCallInvocation):
+            self._split_agent_turn()
             self._log.add_tool_invocation(event)
         elif isinstance(event, ToolCallResult):
+            self._split_agent_turn()
             self._log.add_tool_result(event)
         elif isinstance(event, AgentConfigUpdate):
             self.update_agent(event.fields)

@@ -8,6 +8,7 @@ piece, so the transcript can be cut to what was played.
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +54,13 @@ def estimate_words(text: str, duration_s: float) -> tuple[Word, ...]:
         words.append(Word(token, t, t + d))
         t += d
     return tuple(words)
+
+
+class _Break:
+    """Marks, in the text and audio queues, where one segment of a response ends."""
+
+
+BREAK = _Break()
 
 
 @dataclass
@@ -104,6 +112,8 @@ class PlaybackFlags:
 
     content_complete: bool = False
     end_call: bool = False
+    end_reason: str = "agent_hangup"
+    """Why the call ends after this response when `end_call` (call_transfer for a transfer)."""
     no_interruption_allowed: bool = False
 
 
@@ -131,16 +141,21 @@ class Playback:
         self.started = False
         self.finished = False
         self.cancelled = False
-        self._text_q: asyncio.Queue[str | None] = asyncio.Queue()
-        self._audio_q: asyncio.Queue[PlayedPiece | None] = asyncio.Queue()
+        self._text_q: asyncio.Queue[str | _Break | None] = asyncio.Queue()
+        self._audio_q: asyncio.Queue[PlayedPiece | _Break | None] = asyncio.Queue()
         self._resume = asyncio.Event()
         self._resume.set()
         self._tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(self._synthesize(), name=f"tts-{response_id}"),
             asyncio.create_task(self._play(), name=f"play-{response_id}"),
         ]
-        self.utterance: dict[str, Any] | None = None
-        """The transcript item the engine keeps in step with what was played."""
+        self.utterances: list[dict[str, Any]] = []
+        """The transcript items the engine keeps in step with what was played: one per segment
+        (a tool call between two parts of a response splits it into two utterances)."""
+        self.breaks: list[int] = []
+        """Index in `pieces` where each segment after the first starts (filled as audio plays)."""
+        self.segment_has_utterance = False
+        """Whether the current segment's transcript item exists (it is made with its first text)."""
         self.interrupt_id: int | None = None
         """Set when this playback speaks an `agent_interrupt` rather than a response."""
         self._segmenter = TextSegmenter()
@@ -154,13 +169,21 @@ class Playback:
         """Queue the speakable pieces of streamed text; returns how many became speakable."""
         return self._queue(self._segmenter.push(content))
 
-    def complete(self, *, end_call: bool = False) -> int:
-        """content_complete: speak the remainder, then finish (and hang up if `end_call`)."""
+    def complete(self, *, end_call: bool = False, end_reason: str = "agent_hangup") -> int:
+        """content_complete: speak the remainder, then finish (and end the call if `end_call`)."""
         n = self._queue(self._segmenter.flush())
         self.flags.content_complete = True
         self.flags.end_call = end_call
+        self.flags.end_reason = end_reason
         self._text_q.put_nowait(None)
         return n
+
+    def add_break(self) -> None:
+        """End the current segment: text added from now on is a new utterance (a tool call
+        happened between the two). What was pending is spoken as it is."""
+        self._queue(self._segmenter.flush())
+        self._text_q.put_nowait(BREAK)
+        self.segment_has_utterance = False
 
     def _queue(self, pieces: list[str]) -> int:
         for piece in pieces:
@@ -183,11 +206,20 @@ class Playback:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    def played_segments(self) -> list[tuple[str, list[WordDict]]]:
+        """`played()` of each segment that has begun playing, in order."""
+        bounds = [0, *self.breaks, len(self.pieces)]
+        return [self._played(self.pieces[a:b]) for a, b in itertools.pairwise(bounds)]
+
     def played(self) -> tuple[str, list[WordDict]]:
         """Content and call-clock word timings of what has actually been sent."""
+        return self._played(self.pieces)
+
+    @staticmethod
+    def _played(pieces: list[PlayedPiece]) -> tuple[str, list[WordDict]]:
         texts: list[str] = []
         words: list[WordDict] = []
-        for piece in self.pieces:
+        for piece in pieces:
             if piece.start_call_s is None:
                 break
             heard = piece.played_words()
@@ -205,6 +237,9 @@ class Playback:
         cfg = self._config
         try:
             while (text := await self._text_q.get()) is not None:
+                if isinstance(text, _Break):
+                    self._audio_q.put_nowait(text)
+                    continue
                 self.marks.mark("tts_request", self._clock.monotonic())
                 stream = self._tts.synthesize(text, voice_id=cfg.voice_id, speed=cfg.voice_speed, volume=cfg.volume)
                 try:
@@ -242,6 +277,9 @@ class Playback:
             if self._start_at is not None and (delay := self._start_at - clock.monotonic()) > 0:
                 await asyncio.sleep(delay)
             while (piece := await self._audio_q.get()) is not None:
+                if isinstance(piece, _Break):
+                    self.breaks.append(len(self.pieces))
+                    continue
                 self.pieces.append(piece)
                 for offset in range(0, len(piece.pcm), frame_n):
                     now = clock.monotonic()

@@ -13,6 +13,11 @@ Utterance = dict[str, Any]
 """`{"role": "agent" | "user", "content": str, "words": [{"word", "start", "end"}]}`."""
 
 
+def transcript_text(utterances: list[Utterance]) -> str:
+    """Retell's plain transcript: `Agent: …\nUser: …\n`."""
+    return "".join(f"{u['role'].capitalize()}: {u['content']}\n" for u in utterances if u.get("content"))
+
+
 @dataclass(frozen=True)
 class ResponseChunk:
     """Part of the agent's reply to request `response_id` (0 = the begin message)."""
@@ -42,6 +47,8 @@ class ToolCallInvocation:
     tool_call_id: str
     name: str
     arguments: str
+    type: str | None = None
+    """The Retell tool type (built-in LLM); absent for a custom LLM's tool calls."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,8 @@ class MetadataEvent:
 @dataclass(frozen=True)
 class LlmEnded:
     """The response engine is gone. `reason` is the call's disconnection reason:
-    agent_hangup (closed with 1000), or error_llm_websocket_open / _lost_connection / _runtime /
-    _corrupt_payload."""
+    agent_hangup (closed with 1000), error_llm_websocket_open / _lost_connection / _runtime /
+    _corrupt_payload (custom LLM), or error_retell (the built-in LLM's provider kept failing)."""
 
     reason: Literal[
         "agent_hangup",
@@ -78,6 +85,7 @@ class LlmEnded:
         "error_llm_websocket_lost_connection",
         "error_llm_websocket_runtime",
         "error_llm_websocket_corrupt_payload",
+        "error_retell",
     ]
     detail: str = ""
 
