@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from voxline.keys import webhook_key
 from voxline.schemas.agent import AgentCreateRequest
 from voxline.services import Services
 from voxline.settings import Settings
@@ -42,7 +43,8 @@ def _first_run(services: Services) -> Awaitable[tuple[str, str] | None]:
     async def bootstrap() -> tuple[str, str] | None:
         if await services.keys.list():
             return None
-        key = (await services.keys.create("default")).raw_key
+        new = await services.keys.ensure_webhook_key(services.settings.token_secret)
+        key = new.raw_key if new is not None else (await services.keys.create("default")).raw_key
         agent = await services.agents.create(
             AgentCreateRequest.model_validate(
                 {
@@ -67,7 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     first = _with_services(settings, _first_run)
     if first:
         key, agent_id = first
-        print("Created the first API key for this data directory. It is shown only once:", flush=True)
+        print(
+            "Created the first API key for this data directory. It also signs webhooks and custom-tool requests"
+            " (`voxline keys webhook` shows it again):",
+            flush=True,
+        )
         print(f"  {key}", flush=True)
         print(f"Created the demo agent {agent_id} ({DEMO_AGENT_NAME}).", flush=True)
     print(f"Voxline listening on http://{settings.host}:{settings.port} (data: {settings.data_dir})", flush=True)
@@ -85,6 +91,14 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     new = _with_services(Settings(), lambda s: s.keys.create(args.name))
     print(f"Created API key {new.info.id} ({new.info.name}). It is shown only once:")
     print(new.raw_key)
+    return 0
+
+
+def cmd_keys_webhook(_args: argparse.Namespace) -> int:
+    settings = Settings()
+    _with_services(settings, lambda s: s.keys.ensure_webhook_key(settings.token_secret))
+    print("The API key that signs webhooks and custom-tool requests (derived from the secret key):")
+    print(webhook_key(settings.token_secret))
     return 0
 
 
@@ -120,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="default")
     create.set_defaults(func=cmd_keys_create)
     keys.add_parser("list", help="list keys (names and prefixes only)").set_defaults(func=cmd_keys_list)
+    keys.add_parser("webhook", help="print the key that signs webhooks and tool requests").set_defaults(
+        func=cmd_keys_webhook
+    )
     revoke = keys.add_parser("revoke", help="revoke a key by id; takes effect at once")
     revoke.add_argument("id")
     revoke.set_defaults(func=cmd_keys_revoke)

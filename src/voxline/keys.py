@@ -23,8 +23,21 @@ KEYS = ApiKey.__table__
 LIVE_KEYS_BY_PREFIX = select(KEYS).where(KEYS.c.prefix == bindparam("prefix"), KEYS.c.revoked_at.is_(None))
 
 
+WEBHOOK_KEY_NAME = "webhook"
+
+
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def webhook_key(secret: bytes) -> str:
+    """The API key that signs webhooks and custom-tool requests (Retell's "webhook" key).
+
+    Signing needs the key itself, and keys are stored only hashed, so this one is derived from the
+    server's secret key instead of being stored: the same secret always gives the same key, and
+    changing the secret (which also voids every access token) rotates it.
+    """
+    return KEY_PREFIX + hmac.new(secret, b"voxline webhook api key v1", hashlib.sha256).hexdigest()[:48]
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,20 @@ class ApiKeys:
         values = {**asdict(info), "key_hash": hash_key(raw)}
         await self._db.write(lambda conn: conn.execute(insert(KEYS).values(values)))
         return NewKey(info=info, raw_key=raw)
+
+    async def ensure_webhook_key(self, secret: bytes) -> NewKey | None:
+        """Make the derived webhook key a usable API key; returns it if it was just added."""
+        raw = webhook_key(secret)
+        key_id = "kid_webhook_" + hash_key(raw)[:8]
+        info = KeyInfo(key_id, WEBHOOK_KEY_NAME, raw[:PREFIX_LENGTH], self._clock.now_ms(), None)
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(select(KEYS.c.id).where(KEYS.c.id == key_id)).first() is not None:
+                return False
+            conn.execute(insert(KEYS).values({**asdict(info), "key_hash": hash_key(raw)}))
+            return True
+
+        return NewKey(info=info, raw_key=raw) if await self._db.write(work) else None
 
     async def list(self) -> list[KeyInfo]:
         query = select(KEYS).order_by(KEYS.c.created_at, KEYS.c.id)

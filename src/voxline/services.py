@@ -4,11 +4,16 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import httpx
+
 from voxline.calls.live import LiveCalls
 from voxline.calls.service import CallService
 from voxline.calls.tokens import AccessTokens
 from voxline.clock import Clock, SystemClock
-from voxline.keys import ApiKeys
+from voxline.keys import ApiKeys, webhook_key
+from voxline.llm.openai_chat import OpenAiChat
+from voxline.llm.retell_llm import RetellLlmOptions
+from voxline.net.egress import GuardedTransport
 from voxline.settings import Settings
 from voxline.store.agents import AgentRepository
 from voxline.store.calls import CallRepository
@@ -34,10 +39,40 @@ class Services:
     live: "LiveCalls" = field(init=False)
     _speech: "SpeechProviders | None" = field(default=None, init=False)
     _speech_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _retell_llm: RetellLlmOptions | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.live = LiveCalls(self.calls, self.speech, self.clock)
+        self.live = LiveCalls(self.calls, self.speech, self.clock, self.retell_llm_options)
         self.calls.live_stop = self.live.stop
+        self.calls.live_control = self.live.control
+
+    def retell_llm_options(self) -> RetellLlmOptions:
+        """The built-in LLM's endpoint client and tool HTTP client, made on first use (one per process)."""
+        if self._retell_llm is None:
+            s = self.settings
+            chat = None
+            if s.llm_base_url:
+                chat = OpenAiChat(
+                    s.llm_base_url,
+                    s.llm_api_key,
+                    connect_timeout_s=s.llm_connect_timeout_ms / 1000,
+                    first_token_timeout_s=s.llm_first_token_timeout_ms / 1000,
+                    idle_timeout_s=s.llm_idle_timeout_ms / 1000,
+                )
+            self._retell_llm = RetellLlmOptions(
+                chat=chat,
+                http=httpx.AsyncClient(
+                    transport=GuardedTransport(allow_private=s.allow_private_tool_urls),
+                    trust_env=False,  # a proxy from the environment would bypass the address check
+                    follow_redirects=False,
+                ),
+                signing_key=webhook_key(s.token_secret),
+                allow_private_tool_urls=s.allow_private_tool_urls,
+                model_map=dict(s.llm_models),
+                default_model=s.llm_default_model,
+                now_ms=self.clock.now_ms,
+            )
+        return self._retell_llm
 
     async def speech(self) -> "SpeechProviders":
         """The speech providers, loaded once per process (at start-up, or by the first call)."""
@@ -55,6 +90,7 @@ class Services:
         db = Database(settings.resolved_database_url, read_pool_size=settings.database_read_threads)
         files = LocalFiles(settings.data_dir / "calls")
         agents = AgentRepository(db, clock)
+        llms = LlmRepository(db, clock)
         calls = CallService(
             CallRepository(db),
             agents,
@@ -63,13 +99,14 @@ class Services:
             clock,
             join_timeout_ms=settings.registered_call_timeout_ms,
             ice_servers=settings.ice_servers,
+            llms=llms,
         )
         return cls(
             settings=settings,
             db=db,
             clock=clock,
             keys=ApiKeys(db, clock),
-            llms=LlmRepository(db, clock),
+            llms=llms,
             agents=agents,
             calls=calls,
             files=files,
@@ -79,6 +116,10 @@ class Services:
         await upgrade_to_head(self.db)
 
     async def close(self) -> None:
+        if self._retell_llm is not None:
+            await self._retell_llm.http.aclose()
+            if self._retell_llm.chat is not None:
+                await self._retell_llm.chat.aclose()
         if self._speech is not None:
             await self._speech.close()
         await self.db.dispose()

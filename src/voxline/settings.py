@@ -55,6 +55,30 @@ class Settings(BaseSettings):
     tts_workers: int = Field(
         default=2, ge=1, description="Piper TTS worker processes (each speaks one text at a time, 1 CPU thread)."
     )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible Chat Completions endpoint for Retell LLM agents, e.g. "
+        "`https://api.openai.com/v1` or `http://127.0.0.1:11434/v1` (Ollama). Unset: such calls end with error_retell.",
+    )
+    llm_api_key: str | None = Field(default=None, description="Bearer key for `llm_base_url` (none sent when unset).")
+    llm_models: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON map from Retell model names to the endpoint\'s, e.g. `{"gpt-4.1": "llama3.1:8b"}`.',
+    )
+    llm_default_model: str | None = Field(
+        default=None, description="Endpoint model for Retell model names not in `llm_models` (unset: name as is)."
+    )
+    llm_connect_timeout_ms: int = Field(default=5_000, ge=1, description="Connecting to the LLM endpoint.")
+    llm_first_token_timeout_ms: int = Field(
+        default=8_000, ge=1, description="Request to the first streamed event before the attempt counts as failed."
+    )
+    llm_idle_timeout_ms: int = Field(
+        default=8_000, ge=1, description="Longest gap between streamed events before the stream counts as dead."
+    )
+    allow_private_tool_urls: bool = Field(
+        default=False,
+        description="Let custom tools reach loopback, link-local and private addresses (refused by default: SSRF).",
+    )
 
     @field_validator("ice_servers", mode="before")
     @classmethod

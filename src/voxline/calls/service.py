@@ -8,7 +8,7 @@ a restart of the server. The deadline is also the access token's expiry.
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from voxline.calls.tokens import AccessTokens, TokenError
 from voxline.clock import Clock
@@ -27,10 +27,12 @@ from voxline.schemas.call import (
     RegisterCallRequest,
     RegisterCallResponse,
     UpdateCallRequest,
+    UpdateLiveCallRequest,
 )
 from voxline.store.agents import AgentRepository
 from voxline.store.calls import CALLS, CallRecord, CallRepository
 from voxline.store.files import LocalFiles
+from voxline.store.llms import LlmRepository
 from voxline.store.paging import encode_key, keyset_after
 
 STORAGE_STRICTNESS = {"everything": 0, "everything_except_pii": 1, "basic_attributes_only": 2}
@@ -58,6 +60,10 @@ class JoinRefused(Exception):
         self.message = message
 
 
+SENSITIVE_DATA_STORAGE = ("everything",)
+"""Storage settings under which transcripts, variables and recordings are kept."""
+
+
 def status_for(reason: str) -> str:
     """`error` for failures (every `error_*` reason, and calls refused for capacity), else `ended`."""
     return "error" if reason.startswith("error_") or reason in ERROR_STATUS_REASONS else "ended"
@@ -79,9 +85,11 @@ class CallService:
         *,
         join_timeout_ms: int,
         ice_servers: list[dict[str, Any]],
+        llms: LlmRepository | None = None,
     ) -> None:
         self.calls = calls
         self._agents = agents
+        self._llms = llms
         self._files = files
         self._tokens = tokens
         self._clock = clock
@@ -135,6 +143,9 @@ class CallService:
         effective = agent.to_wire()
         override = config.get("agent_override", {}).get("agent") or {}
         effective.update(override)
+        llm = await self._llm_snapshot(effective, config.get("agent_override", {}).get("retell_llm") or {})
+        if llm is not None:
+            config = {**config, "llm": llm}
         row = CallRecord(
             call_id=new_call_id(),
             call_type="web_call",
@@ -186,6 +197,18 @@ class CallService:
             storage=storage,
             config=config,
         )
+
+    async def _llm_snapshot(self, agent: dict[str, Any], override: dict[str, Any]) -> dict[str, Any] | None:
+        """The Retell LLM a call runs on, fixed when the call is created (later edits of the LLM
+        do not change a call), with the call's `agent_override.retell_llm` applied."""
+        engine = agent.get("response_engine") or {}
+        if engine.get("type") != "retell-llm" or self._llms is None:
+            return None
+        try:
+            llm = await self._llms.get(engine["llm_id"], engine.get("version"))
+        except NotFound as exc:
+            raise BadRequest(f"response_engine.llm_id: Retell LLM {engine['llm_id']} no longer exists") from exc
+        return {**llm.to_wire(), **override}
 
     async def _agent_for_call(self, agent_id: str, version: int | str | None) -> AgentResponse:
         try:
@@ -311,6 +334,32 @@ class CallService:
     live_stop: "Callable[[str], bool] | None" = None
     """Set by the process that runs live calls: asks a running conversation to end."""
 
+    live_control: "Callable[..., bool] | None" = None
+    """Set by the process that runs live calls: `LiveCalls.control` (update-live-call)."""
+
+    async def update_live(self, call_id: str, request: UpdateLiveCallRequest) -> None:
+        """update-live-call: storage and metadata on the row; context, a new response and variable
+        overrides on the running conversation (which must run in this process)."""
+        row = await self.get(call_id)
+        if row.call_status != "ongoing":
+            raise BadRequest(f"call {call_id} is not ongoing ({row.call_status})")
+        fields = request.fields_to_override
+        if fields is not None and fields.model_fields_set & {"metadata", "data_storage_setting"}:
+            changes = {k: getattr(fields, k) for k in fields.model_fields_set & {"metadata", "data_storage_setting"}}
+            await self.update(call_id, UpdateCallRequest(**changes))
+        control = request.call_control
+        overrides: dict[str, Any] | Literal[False] | None = False
+        if fields is not None and "override_dynamic_variables" in fields.model_fields_set:
+            overrides = fields.override_dynamic_variables
+        running = self.live_control is not None and self.live_control(
+            call_id,
+            additional_context=control.additional_context if control else None,
+            trigger_response=bool(control and control.trigger_response),
+            override_dynamic_variables=overrides,
+        )
+        if not running:
+            raise Conflict(f"call {call_id} is not running in this server process")
+
     async def stop(self, call_id: str) -> CallRecord:
         """End a call that has not ended: `manual_stopped`. A live conversation in this process
         ends itself (and stores its transcript); otherwise the row is ended here."""
@@ -385,10 +434,13 @@ class CallService:
         reason: str,
         data: dict[str, Any] | None = None,
         internal: dict[str, Any] | None = None,
+        *,
+        sensitive: dict[str, Any] | None = None,
     ) -> CallRecord | None:
-        """End an ongoing call with `reason` and what it produced: `data` (wire fields such as the
-        transcript) and `internal` (kept for post-call work, never shown). A call that already
-        ended is left as it is (returns None)."""
+        """End an ongoing call with `reason` and what it produced: `data` (wire fields),
+        `sensitive` (wire fields such as the transcript, kept only if the call's storage setting
+        is still `everything` when it ends) and `internal` (kept for post-call work, never shown).
+        A call that already ended is left as it is (returns None)."""
         now = self._clock.now_ms()
 
         def change(row: CallRecord) -> None:
@@ -399,6 +451,8 @@ class CallService:
             row.duration_ms = now - (row.start_timestamp or now)
             if data:
                 row.data = {**row.data, **data}
+            if sensitive and row.data_storage_setting in SENSITIVE_DATA_STORAGE:
+                row.data = {**row.data, **sensitive}
             if internal:
                 row.config = {**row.config, **internal}
 

@@ -194,6 +194,31 @@ class UpdateCallRequest(RequestModel):
     custom_attributes: dict[str, str | float | bool] | None = None
 
 
+class LiveCallControl(WireModel):
+    additional_context: str | None = None
+    """Non-empty: an `injected` transcript item, and context for the agent's next reply."""
+    trigger_response: bool | None = None
+    """Make the agent respond now (interrupting it when it may be interrupted)."""
+
+
+class LiveCallOverrides(WireModel):
+    data_storage_setting: DataStorageSetting | None = None
+    metadata: dict[str, Any] | None = None
+    override_dynamic_variables: dict[str, str] | None = None
+    """Merged into the call's dynamic variables (highest priority); `null` clears the overrides."""
+
+
+class UpdateLiveCallRequest(RequestModel):
+    """Body of `PATCH /v2/update-live-call/{call_id}` (the call must be ongoing)."""
+
+    call_control: LiveCallControl | None = None
+    fields_to_override: LiveCallOverrides | None = None
+
+
+class UpdateLiveCallResponse(WireModel):
+    success: bool
+
+
 # --- list-calls (v3) -------------------------------------------------------------------------
 
 StringOp = Literal["eq", "ne", "sw", "ew", "co"]

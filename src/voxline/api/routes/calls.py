@@ -14,6 +14,8 @@ from voxline.schemas.call import (
     RegisterCallRequest,
     RegisterCallResponse,
     UpdateCallRequest,
+    UpdateLiveCallRequest,
+    UpdateLiveCallResponse,
 )
 
 router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Call"])
@@ -58,6 +60,12 @@ async def list_calls_legacy(request: Request, body: LegacyListCallsRequest | Non
 async def update_call(request: Request, call_id: str, body: UpdateCallRequest) -> Response:
     calls = get_services(request).calls
     return wire(calls.to_response(await calls.update(call_id, body)))
+
+
+@router.patch("/v2/update-live-call/{call_id}", response_model=UpdateLiveCallResponse)
+async def update_live_call(request: Request, call_id: str, body: UpdateLiveCallRequest) -> Response:
+    await get_services(request).calls.update_live(call_id, body)
+    return wire(UpdateLiveCallResponse(success=True))
 
 
 @router.post("/v2/stop-call/{call_id}", status_code=204, response_class=Response)
