@@ -133,6 +133,17 @@ def test_first_start_prints_one_key_and_later_starts_none(make_server: Callable[
         assert api.get("/list-voices").status_code == 200
 
 
+def test_the_first_key_is_the_webhook_key_derived_from_the_secret(make_server: Callable[..., ServerProcess]) -> None:
+    server = make_server("sqlite").start()
+    shown = server.cli("keys", "webhook")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().splitlines()[-1] == server.api_key  # shown again on demand, never stored plain
+    assert "webhook" in server.cli("keys", "list").stdout
+    secret = (server.data_dir / "secret.key").read_text().strip()
+    assert server.api_key is not None and secret not in server.api_key
+    assert not any(server.api_key in p.read_text(errors="ignore") for p in server.data_dir.rglob("*") if p.is_file())
+
+
 async def test_first_start_creates_a_demo_agent_on_the_mounted_example_llm(
     make_server: Callable[..., ServerProcess],
 ) -> None:
