@@ -130,6 +130,9 @@ class Reply:
     end_call: bool = False
     no_interruption_allowed: bool = False
     before: list[LlmEvent] = field(default_factory=list)
+    between: list[LlmEvent] = field(default_factory=list)
+    """Events sent after the first chunk (a tool call in the middle of a reply)."""
+    transfer_number: str | None = None
 
 
 @dataclass
@@ -211,6 +214,9 @@ class FakeResponseEngine:
         starts = range(0, len(words), size)
         parts = [" ".join(words[i : i + size]) + (" " if i + size < len(words) else "") for i in starts]
         for i, part in enumerate(parts):
+            if i == 1:
+                for event in reply.between:
+                    self._events.put_nowait(event)
             if i and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             last = i == len(parts) - 1
@@ -221,6 +227,7 @@ class FakeResponseEngine:
                     last,
                     end_call=reply.end_call and last,
                     no_interruption_allowed=reply.no_interruption_allowed,
+                    transfer_number=reply.transfer_number if last else None,
                 )
             )
 

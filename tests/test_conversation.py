@@ -128,6 +128,68 @@ async def test_tool_calls_are_woven_into_the_transcript_in_order() -> None:
     assert {"event_type": "metadata", "metadata": {"mood": "happy"}} in [e for _, e in h.sink.events]
 
 
+async def test_a_tool_call_mid_reply_splits_the_agent_utterance_around_it() -> None:
+    tools: list[LlmEvent] = [
+        ToolCallInvocation("t1", "lookup", "{}", type="custom"),
+        ToolCallResult("t1", "found", True),
+    ]
+    reply = Reply("One moment please. Booked for Monday.", chunks=2, chunk_delay=0.4, between=tools)
+    llm = FakeResponseEngine("Hi.", [reply])
+    h = Harness(llm, asr=FakeAsr(["book monday"]))
+    result = await h.run(ScriptedCaller([Until(h.agent_stops(1)), Speech(0.3), Until(h.agent_stops(2))]))
+    story = [(i["role"], i.get("tool_call_id", i.get("content"))) for i in result.transcript_with_tool_calls]
+    assert story == [
+        ("agent", "Hi."),
+        ("user", "book monday"),
+        ("agent", "One moment please."),
+        ("tool_call_invocation", "t1"),
+        ("tool_call_result", "t1"),
+        ("agent", "Booked for Monday."),
+    ]
+    assert result.transcript_with_tool_calls[3]["type"] == "custom"
+    first, second = result.transcript[2], result.transcript[3]
+    assert first["metadata"] == second["metadata"] == {"response_id": 1}
+    assert first["words"][-1]["end"] <= second["words"][0]["start"]
+
+
+async def test_injected_context_is_a_transcript_item_and_reaches_the_llm() -> None:
+    llm = FakeResponseEngine("Hi.", ["Sure."])
+    h = Harness(llm, asr=FakeAsr(["hello"]))
+
+    def inject() -> bool:
+        h.conversation.add_context("The caller is a VIP.")
+        return True
+
+    steps: list[Step] = [Until(h.agent_stops(1)), Until(inject), Speech(0.3), Until(h.agent_stops(2))]
+    result = await h.run(ScriptedCaller(steps))
+    roles = [i["role"] for i in result.transcript_with_tool_calls]
+    assert roles == ["agent", "injected", "user", "agent"]
+    assert result.transcript_with_tool_calls[1]["content"] == "The caller is a VIP."
+    assert [u["role"] for u in result.transcript] == ["agent", "user", "agent"]
+    woven = llm.requests[0].transcript_with_tool_calls
+    assert woven is not None and woven[1]["role"] == "injected"
+
+
+async def test_trigger_response_asks_for_a_reply_and_cuts_the_agent_off() -> None:
+    long_reply = "This is a long answer that goes on and on for quite a while before it ends. " * 3
+    llm = FakeResponseEngine(long_reply, ["Here is the new answer."])
+    h = Harness(llm)
+    triggered: list[bool] = []
+
+    def trigger() -> bool:
+        triggered.append(h.conversation.trigger_response())
+        return True
+
+    steps: list[Step] = [Until(lambda: len(h.sink.frames_of(0)) >= 20), Until(trigger), Until(h.agent_stops(2))]
+    result = await h.run(ScriptedCaller(steps))
+    assert triggered == [True]
+    assert len(llm.requests) == 1 and not llm.requests[0].reminder
+    assert len(h.sink.clears) >= 1
+    agent = [u["content"] for u in result.transcript if u["role"] == "agent"]
+    assert agent[-1] == "Here is the new answer."
+    assert len(agent[0]) < len(long_reply.strip())  # the begin message was cut where it stopped
+
+
 async def test_streamed_reply_is_spoken_piece_by_piece() -> None:
     text = "First sentence here. Second sentence, which is longer than the first. Third."
     llm = FakeResponseEngine("Hi.", [Reply(text, chunks=6, chunk_delay=0.05)])

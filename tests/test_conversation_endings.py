@@ -42,6 +42,14 @@ async def test_end_call_with_nothing_to_say_hangs_up_at_once() -> None:
     assert h.sink.frames_of(1) == []
 
 
+async def test_a_transfer_number_ends_a_web_call_with_call_transfer_after_speaking() -> None:
+    llm = FakeResponseEngine("Hi.", [Reply("Connecting you to the front desk.", transfer_number="+14155550100")])
+    h = Harness(llm, asr=FakeAsr(["front desk"]))
+    result = await h.run(ScriptedCaller([Until(h.agent_stops(1)), Speech(0.3)], hold=True))
+    assert result.disconnection_reason == "call_transfer"
+    assert result.transcript[-1]["content"] == "Connecting you to the front desk."
+
+
 async def test_user_interrupting_the_goodbye_drops_the_end_call() -> None:
     llm = FakeResponseEngine("Hi.", [Reply("Goodbye " * 20, end_call=True), "Still here."])
     h = Harness(llm, asr=FakeAsr(["wait", "question"]))
