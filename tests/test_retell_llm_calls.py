@@ -285,8 +285,15 @@ async def test_update_live_call_injects_context_overrides_variables_and_triggers
         "general_prompt": "Speak in a {{tone}} tone.",
         "begin_message": "Hello, how can I help?",
         "default_dynamic_variables": {"tone": "neutral"},
+        "starting_state": "intro",
+        "states": [{"name": "intro", "state_prompt": "Introduce yourself."}, {"name": "help", "state_prompt": "Help."}],
     }
-    call_id, token = create_call(live_server, llm)
+    call_id, token = create_call(
+        live_server,
+        llm,
+        current_state="help",
+        agent_override={"retell_llm": {"begin_message": "Hello from the override, how can I help?"}},
+    )
     before = len(provider.requests)
     async with WebCaller(socket_url(live_server), token, RATE) as caller:
         greeted = await agent_turn_done(caller, 0.0)
@@ -305,10 +312,11 @@ async def test_update_live_call_injects_context_overrides_variables_and_triggers
     call = await ended_call(live_server, call_id)
     [request] = provider.requests[before:]
     system = request["messages"][0]["content"]
-    assert system.startswith("Speak in a warm tone.")
+    assert system.startswith("Speak in a warm tone.\n\nHelp.")  # started in the call's current_state
     assert "- The caller is a premium member." in system
     story = call["transcript_with_tool_calls"]
     assert [i["role"] for i in story] == ["agent", "injected", "agent"]
+    assert story[0]["content"] == "Hello from the override, how can I help?"
     assert story[1]["content"] == "The caller is a premium member."
     assert story[0]["words"][-1]["end"] <= story[1]["time_sec"] <= story[2]["words"][0]["start"]
     assert story[2]["content"] == "Of course, happy to help."

@@ -578,3 +578,52 @@ async def test_a_custom_tool_result_and_variables_reach_the_model(
         assert provider.requests[-1]["messages"][-1]["content"] == '{"hours": {"open": "9am"}}'
         assert run.engine.collected == {"opens_at": "9am"}
         await run.close()
+
+
+async def test_a_prompted_execution_message_is_written_by_the_model_while_the_tool_runs(
+    options: RetellLlmOptions, provider: fake.FakeOpenAi
+) -> None:
+    with running_tool_server() as tools:
+        tools.script(Reply(body="sunny", delay=0.5))
+        llm = lookup_llm(tools.url + "/weather")
+        llm["general_tools"][0].update(
+            speak_during_execution=True, execution_message_description="Tell them you are checking the weather."
+        )
+
+        def reply(body: dict[str, Any]) -> fake.Reply:
+            message = body["messages"][-1]
+            if message["role"] == "user" and "checking the weather" in message["content"]:
+                return fake.text("Let me look that up.")
+            if message["role"] == "user":
+                return fake.tool_call("lookup", {"q": "weather"}, id="call_w")
+            return fake.text("It is sunny.")
+
+        provider.respond(reply)
+        run = await Run(engine(options, llm)).start()
+        await run.engine.request_response(1, [user("Weather?")], transcript_with_tool_calls=[user("Weather?")])
+        assert await run.reply(1) == "Let me look that up. It is sunny."
+        kinds = [type(e).__name__ for e in run.events if not isinstance(e, ResponseChunk) or e.content]
+        # the execution message is spoken between the invocation and the result
+        assert kinds[:4] == ["ToolCallInvocation", "ResponseChunk", "ResponseChunk", "ResponseChunk"]
+        assert kinds.index("ToolCallResult") > kinds.index("ResponseChunk")
+        instruction = provider.requests[-2]["messages"]
+        assert instruction[-1]["content"].startswith("You are about to run the tool `lookup`.")
+        await run.close()
+
+
+async def test_a_call_created_in_a_state_starts_there() -> None:
+    from types import SimpleNamespace
+
+    from voxline.calls.live import response_engine_for
+
+    record = SimpleNamespace(
+        call_id="call_s",
+        dynamic_variables={"party_size": "2"},
+        config={"agent": {"response_engine": {"type": "retell-llm", "llm_id": "l"}}, "llm": STATES_LLM},
+    )
+    options = RetellLlmOptions(chat=None, http=None, signing_key="k")  # type: ignore[arg-type]
+    assert response_engine_for(record, lambda: options).state == "greeting"  # type: ignore[arg-type, attr-defined]
+    record.config["current_state"] = "booking"
+    assert response_engine_for(record, lambda: options).state == "booking"  # type: ignore[arg-type, attr-defined]
+    record.config["current_state"] = "no_such_state"
+    assert response_engine_for(record, lambda: options).state == "greeting"  # type: ignore[arg-type, attr-defined]
