@@ -10,6 +10,13 @@ What it does, in one run:
   first), and for every `response_required` at once one chunk "Sure, I can help you with that. What
   is your booking reference?" with content_complete true;
 * creates one custom-LLM agent on it (voice piper-joe);
+* or, with `--engine retell-llm`, the built-in LLM instead: the bench serves an instant
+  OpenAI-compatible endpoint on loopback (HTTP/1.1, keep-alive; every streamed
+  `POST /v1/chat/completions` is answered at once with the same reply as SSE: a role delta, four
+  content deltas, finish_reason "stop", `data: [DONE]`), starts the server with
+  VOXLINE_LLM_BASE_URL pointing at it, and creates a Retell LLM (empty begin message, the user
+  speaks first, a one-line prompt carrying `{{call_id}}` so requests can be told apart per call)
+  and a piper-joe agent on it. Everything else is the same;
 * for each N of `--calls` (a sweep), runs N simulated callers at once. Each creates a v3 web call,
   joins `/web-call-websocket` at 16 kHz and streams 20 ms PCM16 frames on an absolute real-time
   schedule (silence when not speaking), then takes `--turns` turns: it speaks an utterance (real
@@ -41,6 +48,7 @@ Run (from the repository root):
     .venv/bin/python bench/voice.py --calls 1,2,4,8 --turns 3
     .venv/bin/python bench/voice.py --calls 1 --seconds 60           # each caller talks for >= 60 s
     .venv/bin/python bench/voice.py --env VOXLINE_TTS_WORKERS=3      # server setting to try
+    .venv/bin/python bench/voice.py --calls 1,4 --engine retell-llm  # the built-in LLM engine
 
 Results go to bench/results/voice.json (--out). Ctrl-C stops the servers and removes the data dir.
 """
@@ -55,6 +63,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import sqlite3
@@ -64,7 +73,7 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +84,7 @@ import soxr
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from bench_server import Server
+from bench_server import Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "results" / "voice.json"
@@ -115,6 +124,13 @@ STAGES: tuple[str, ...] = (
     "tts_request",
     "tts_first_audio",
     "first_frame_sent",
+)
+
+STEPS: tuple[tuple[str, str], ...] = (  # per-turn steps around the response engine, reported in ms
+    ("asr_final", "llm_request"),
+    ("llm_request", "llm_first_token"),
+    ("llm_first_token", "tts_request"),
+    ("asr_final", "first_frame_sent"),
 )
 
 
@@ -360,6 +376,158 @@ class InstantLlm:
                     await ws.send(json.dumps({"response_type": "ping_pong", "timestamp": msg.get("timestamp")}))
 
 
+# --- the instant OpenAI-compatible provider (--engine retell-llm) ------------------------------------
+
+Respond = Callable[[dict[str, Any]], list[dict[str, Any]]]
+"""A request body -> the `chat.completion.chunk` deltas to stream (without id/object/model)."""
+
+CALL_IN_PROMPT = re.compile(r"\(call (\S+?)\)")
+
+
+def text_deltas(text: str, pieces: int = 4) -> list[dict[str, Any]]:
+    """Role delta, `text` in `pieces` content deltas (split at spaces), finish_reason "stop"."""
+    words = text.split(" ")
+    size = -(-len(words) // pieces)
+    parts = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    contents = [p if i == 0 else " " + p for i, p in enumerate(parts)]
+    return [
+        {"delta": {"role": "assistant", "content": ""}, "finish_reason": None},
+        *({"delta": {"content": c}, "finish_reason": None} for c in contents),
+        {"delta": {}, "finish_reason": "stop"},
+    ]
+
+
+def tool_call_deltas(name: str, arguments: dict[str, Any], call_id: str) -> list[dict[str, Any]]:
+    """Role delta, one tool call (id and name first, then the arguments), finish_reason "tool_calls"."""
+    first = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    rest = {"index": 0, "function": {"arguments": json.dumps(arguments)}}
+    return [
+        {"delta": {"role": "assistant", "content": None}, "finish_reason": None},
+        {"delta": {"tool_calls": [first]}, "finish_reason": None},
+        {"delta": {"tool_calls": [rest]}, "finish_reason": None},
+        {"delta": {}, "finish_reason": "tool_calls"},
+    ]
+
+
+def sse_events(deltas: list[dict[str, Any]]) -> list[bytes]:
+    """`data: {chunk}` events for the deltas, then `data: [DONE]`."""
+    created = int(time.time())
+    events = []
+    for d in deltas:
+        chunk = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": "bench-instant",
+            "choices": [{"index": 0, **d}],
+        }
+        events.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    return [*events, b"data: [DONE]\n\n"]
+
+
+def completion(content: str) -> dict[str, Any]:
+    """A non-streamed `chat.completion` answering with `content`."""
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "bench-instant",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+
+
+def chunked(parts: list[bytes]) -> bytes:
+    """An HTTP/1.1 chunked body: one chunk per part, then the last chunk."""
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts if p) + b"0\r\n\r\n"
+
+
+class InstantOpenAi:
+    """A minimal HTTP/1.1 (keep-alive) OpenAI-compatible server on loopback: every
+    `POST …/chat/completions` with `stream: true` gets its whole SSE answer at once, chunked; one
+    without (the server's post-call analysis) gets a `chat.completion` with content "{}".
+
+    `respond` picks the deltas (default: REPLY as text). Any other request path is answered by
+    `other` (a JSON body), 404 when None: the engine benchmark uses that for its tool server. The log
+    keys requests by the call id the prompt carries (`(call <id>)`, from `{{call_id}}`)."""
+
+    def __init__(self, respond: Respond | None = None, other: Callable[[str, bytes], bytes] | None = None) -> None:
+        self.respond = respond or (lambda _body: text_deltas(REPLY))
+        self.other = other
+        self.log = LlmLog()
+        self.requests = 0
+        self.non_stream = 0
+        self.connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.last_body: dict[str, Any] = {}
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):  # idle keep-alive connections: let their handlers end
+                writer.close()
+            await asyncio.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                method, path = request_line.split(" ")[:2]
+                writer.write(self._answer(method, path, body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    def _answer(self, method: str, path: str, body: bytes) -> bytes:
+        if method == "POST" and path.endswith("/chat/completions"):
+            request = json.loads(body)
+            if not request.get("stream"):  # the server's post-call analysis: an empty JSON object
+                self.non_stream += 1
+                return _response(200, "application/json", json.dumps(completion("{}")).encode())
+            self.requests += 1
+            self.last_body = request
+            self._record(request)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+            return head + chunked(sse_events(self.respond(request)))
+        if self.other is not None:
+            return _response(200, "application/json", self.other(path, body))
+        return _response(404, "application/json", b'{"error": {"message": "not found"}}')
+
+    def _record(self, request: dict[str, Any]) -> None:
+        messages = request.get("messages") or [{}]
+        match = CALL_IN_PROMPT.search(str(messages[0].get("content") or ""))
+        seen = self.log.requests.setdefault(match.group(1) if match else "", [])
+        users = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+        seen.append((len(seen) + 1, time.monotonic(), users[-1] if users else ""))
+
+
+def _response(status: int, content_type: str, body: bytes) -> bytes:
+    reason = {200: "OK", 404: "Not Found"}[status]
+    head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
 # --- a simulated caller -------------------------------------------------------------------------------
 
 
@@ -570,7 +738,7 @@ def r3(x: float | None) -> float | None:
 async def run_level(
     n: int,
     server: Server,
-    llm: InstantLlm,
+    llm: InstantLlm | InstantOpenAi,
     http: httpx.AsyncClient,
     agent_id: str,
     clips: list[Clip],
@@ -709,8 +877,9 @@ def read_marks(db: Path) -> dict[str, list[dict[str, Any]]]:
 
 def breakdown(level: dict[str, Any], marks: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Medians (s) of each mark after the server's user_speech_end, over the level's answered turns;
-    plus client-to-server offsets on the shared monotonic clock (same machine)."""
+    plus client-to-server offsets on the shared monotonic clock (same machine), and per-turn steps (ms)."""
     rows: dict[str, list[float]] = {s: [] for s in STAGES[1:]}
+    steps: dict[tuple[str, str], list[float]] = {pair: [] for pair in STEPS}
     client_to_vad: list[float] = []
     sent_to_loud: list[float] = []
     turns_by_call: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
@@ -727,6 +896,9 @@ def breakdown(level: dict[str, Any], marks: dict[str, list[dict[str, Any]]]) -> 
             for s in STAGES[1:]:
                 if m.get(s) is not None:
                     rows[s].append(m[s] - end)
+            for a, b in STEPS:
+                if m.get(a) is not None and m.get(b) is not None:
+                    steps[(a, b)].append(1000 * (m[b] - m[a]))
             # the client turn whose speech ended closest before the server's VAD end
             before = [t for t in client_turns if t["speech_end"] <= end + 0.5]
             if before:
@@ -736,6 +908,9 @@ def breakdown(level: dict[str, Any], marks: dict[str, list[dict[str, Any]]]) -> 
                     sent_to_loud.append(t["speech_end"] + t["latency_s"] - m["first_frame_sent"])
     return {
         "turns": used,
+        "median_ms_per_turn": {
+            f"{a} -> {b}": round(statistics.median(v), 2) if v else None for (a, b), v in steps.items()
+        },
         "median_s_after_server_user_speech_end": {s: r3(statistics.median(v)) if v else None for s, v in rows.items()},
         "client_speech_end_to_server_user_speech_end_s": r3(statistics.median(client_to_vad))
         if client_to_vad
@@ -757,6 +932,8 @@ def print_breakdown(title: str, b: dict[str, Any]) -> None:
             prev = v
     loud = b["server_first_frame_sent_to_client_first_loud_frame_s"]
     print(f"  first_frame_sent -> client first loud frame      {loud}")
+    steps = ", ".join(f"{k} {v} ms" for k, v in b["median_ms_per_turn"].items())
+    print(f"  per-turn medians: {steps}")
 
 
 # --- main -----------------------------------------------------------------------------------------------
@@ -777,17 +954,43 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+RETELL_PROMPT = "You are the booking assistant of a restaurant (call {{call_id}}); answer in one short sentence."
+
+
+async def start_llm(args: argparse.Namespace) -> InstantLlm | InstantOpenAi:
+    """The instant LLM of the chosen engine: a custom-LLM WebSocket server, or an OpenAI-compatible
+    provider on the port the server was told about (VOXLINE_LLM_BASE_URL)."""
+    llm: InstantLlm | InstantOpenAi
+    if args.engine == "retell-llm":
+        llm = InstantOpenAi()
+        await llm.start(args.llm_port)
+    else:
+        llm = InstantLlm(args.begin_message)
+        await llm.start()
+    return llm
+
+
+async def create_agent(http: httpx.AsyncClient, llm: InstantLlm | InstantOpenAi, args: argparse.Namespace) -> str:
+    """A piper-joe agent on the instant LLM; for retell-llm first a Retell LLM (the user speaks first)."""
+    if isinstance(llm, InstantOpenAi):
+        body = {"begin_message": args.begin_message, "start_speaker": "user", "general_prompt": RETELL_PROMPT}
+        reply = await http.post("/create-retell-llm", json=body)
+        reply.raise_for_status()
+        engine: dict[str, Any] = {"type": "retell-llm", "llm_id": reply.json()["llm_id"]}
+    else:
+        engine = {"type": "custom-llm", "llm_websocket_url": llm.url}
+    reply = await http.post("/create-agent", json={"voice_id": "piper-joe", "response_engine": engine})
+    reply.raise_for_status()
+    return str(reply.json()["agent_id"])
+
+
 async def benchmark(args: argparse.Namespace, server: Server, clips: list[Clip]) -> dict[str, Any]:
-    llm = InstantLlm(args.begin_message)
-    await llm.start()
+    llm = await start_llm(args)
     levels: list[dict[str, Any]] = []
     try:
         headers = {"Authorization": f"Bearer {server.api_key}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=30) as http:
-            body = {"voice_id": "piper-joe", "response_engine": {"type": "custom-llm", "llm_websocket_url": llm.url}}
-            reply = await http.post("/create-agent", json=body)
-            reply.raise_for_status()
-            agent_id = reply.json()["agent_id"]
+            agent_id = await create_agent(http, llm, args)
             if args.warmup:
                 warm = argparse.Namespace(**{**vars(args), "turns": 1, "seconds": 0})
                 await run_caller(
@@ -800,7 +1003,11 @@ async def benchmark(args: argparse.Namespace, server: Server, clips: list[Clip])
                 await asyncio.sleep(args.rest)
     finally:
         await llm.close()
-    return {"levels": levels}
+    provider = None
+    if isinstance(llm, InstantOpenAi):
+        provider = {"streamed_requests": llm.requests, "non_streamed_requests": llm.non_stream}
+        provider["tcp_connections"] = llm.connections
+    return {"levels": levels, "provider": provider}
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -816,6 +1023,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rest", type=float, default=2.0, help="pause between levels (s)")
     parser.add_argument(
         "--probe-interval", type=float, default=0.05, help="GET /health this often during a level (s; 0 = off)"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("custom-llm", "retell-llm"),
+        default="custom-llm",
+        help="response engine: the bench's custom-LLM WebSocket server (default) or the built-in LLM on the "
+        "bench's instant OpenAI-compatible provider",
     )
     parser.add_argument("--begin-message", default="", help="agent's begin message ('' = user speaks first)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up call")
@@ -841,19 +1055,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     for c in clips:
         print(f"utterance {c.name:<10} {c.duration_s:5.2f} s, speech ends at {c.speech_end_s:5.2f} s")
     data_dir = Path(tempfile.mkdtemp(prefix="voxline-voice-bench-"))
-    server = Server(
-        data_dir, env={"VOXLINE_MAX_CONCURRENT_CALLS": "64", **dict(item.split("=", 1) for item in args.env)}
-    )
+    env = {"VOXLINE_MAX_CONCURRENT_CALLS": "64"}
+    args.llm_port = 0
+    if args.engine == "retell-llm":  # the provider binds this port once the benchmark's loop runs
+        args.llm_port = free_port()
+        env["VOXLINE_LLM_BASE_URL"] = f"http://127.0.0.1:{args.llm_port}/v1"
+        env["VOXLINE_LLM_DEFAULT_MODEL"] = "bench-instant"
+    server = Server(data_dir, env={**env, **dict(item.split("=", 1) for item in args.env)})
     code = 1
     try:
         info = machine_info()
         server.start(timeout=120)
+        startup_lines = len(server.output)
         rss_idle = rss_mb(server.pid)
         print(f"server pid {server.pid} on 127.0.0.1:{server.port}, data {data_dir}, RSS {rss_idle}", flush=True)
         run = asyncio.run(benchmark(args, server, clips))
         problem = server.stop()
         if problem:
             print(f"server {problem}", file=sys.stderr)
+        server_log = [line.rstrip() for line in list(server.output)[startup_lines:]]
+        if server_log:
+            print(f"server output during the run ({len(server_log)} lines, first 5):", file=sys.stderr)
+            print("\n".join(server_log[:5]), file=sys.stderr)
         marks = read_marks(data_dir / "voxline.db")
         levels = run["levels"]
         for lv in levels:
@@ -881,19 +1104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = {
             "benchmark": "voxline voice latency (bench/voice.py)",
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "engine": args.engine,
+            "provider": run["provider"],
             "machine": info,
             "parameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
             "method": {
                 "speech_end": "end of last Silero segment (faster_whisper.vad, no padding), send time of its frame",
                 "first_agent_audio": f"first received frame with RMS >= {RMS_THRESHOLD:g}",
                 "gap": f"inter-arrival > {GAP_S * 1000:g} ms between agent frames while talking",
-                "llm": f"instant, one chunk: {REPLY!r}",
+                "llm": f"instant, one chunk: {REPLY!r}"
+                if args.engine == "custom-llm"
+                else f"retell-llm on an instant OpenAI-compatible provider, SSE: role delta, 4 content deltas "
+                f"of {REPLY!r}, finish_reason stop, [DONE]",
             },
             "utterances": [
                 {"name": c.name, "duration_s": round(c.duration_s, 3), "speech_end_s": round(c.speech_end_s, 3)}
                 for c in clips
             ],
             "server_rss_idle": rss_idle,
+            "server_output": server_log,
             "levels": levels,
             "capacity_calls": capacity,
             "largest_passing_calls": max(passing, default=0),
