@@ -10,9 +10,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterable, Coroutine
+from collections.abc import AsyncIterable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -37,8 +37,12 @@ from voxline.llm.interfaces import (
     ResponseEngine,
     ToolCallInvocation,
     ToolCallResult,
+    Utterance,
 )
 from voxline.speech.interfaces import ENGINE_SAMPLE_RATE, Asr, Transcript, Tts, Vad
+
+if TYPE_CHECKING:
+    from voxline.conversation.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +70,16 @@ class Conversation:
         clock: Clock,
         sink: OutputSink,
         call: dict[str, Any] | None = None,
+        recorder: "Recorder | None" = None,
+        on_transcript: "Callable[[list[Utterance], list[dict[str, Any]]], None] | None" = None,
     ) -> None:
         self.config = config
         self._vad, self._asr, self._tts, self._llm = vad, asr, tts, llm
         self._clock, self._sink = clock, sink
         self._call = call or {}
+        self._recorder = recorder
+        self._on_transcript = on_transcript
+        self._samples_in = 0  # 16 kHz samples received: the user channel's clock
         self._log = TranscriptLog()
         self._turns: list[TurnMarks] = []
         self._marks_by_id: dict[int, TurnMarks] = {}
@@ -215,6 +224,8 @@ class Conversation:
         transcript, woven = self._log.transcript(), self._log.with_tool_calls()
         self._llm_lane.submit(lambda: self._llm.update(transcript, turntaking, transcript_with_tool_calls=woven))
         self._send_event({"event_type": "update", "transcript": transcript})
+        if self._on_transcript is not None and turntaking is not None:
+            self._on_transcript(transcript, woven)  # turn changes only (transcript_updated webhooks)
 
     async def _shutdown(self) -> None:
         self._backchannel.stop()
@@ -244,7 +255,11 @@ class Conversation:
             if not self._got_audio:
                 self._got_audio = True
                 self._audio_zero_s = self._now() - self._call_start
-            pending = np.concatenate([pending, resampler.push(data)])
+            chunk = resampler.push(data)
+            if self._recorder is not None and len(chunk):
+                self._recorder.user_audio(chunk, self._audio_zero_s + self._samples_in / ENGINE_SAMPLE_RATE)
+            self._samples_in += len(chunk)
+            pending = np.concatenate([pending, chunk])
             while len(pending) >= n:
                 frame, pending = pending[:n], pending[n:]
                 probability = await loop.run_in_executor(VAD_THREADS, stream.probability, frame)
@@ -404,6 +419,7 @@ class Conversation:
             marks=self._marks_by_id.setdefault(rid, TurnMarks(response_id=rid)),
             hooks=PlaybackHooks(self._on_first_frame, self._on_progress, self._on_finished, self._on_failed),
             start_at=start_at,
+            recorder=self._recorder,
         )
         self._playback = pb
         return pb
@@ -552,6 +568,7 @@ class Conversation:
             call_start=self._call_start,
             marks=TurnMarks(),
             hooks=PlaybackHooks(no_start, lambda pb: None, self._backchannel.done, failed),
+            recorder=self._recorder,
         )
         pb.add_text(word)
         pb.complete()

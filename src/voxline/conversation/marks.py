@@ -13,6 +13,7 @@ MARK_ORDER: tuple[str, ...] = (
     "tts_request",
     "tts_first_audio",
     "first_frame_sent",
+    "first_audible_frame_sent",
     "interruption",
 )
 """Field names in the order they normally happen (ASR may finish before or after the decision)."""
@@ -35,6 +36,8 @@ class TurnMarks:
     tts_request: float | None = None
     tts_first_audio: float | None = None
     first_frame_sent: float | None = None
+    first_audible_frame_sent: float | None = None
+    """The first sent frame above the silence threshold: where `e2e` latency ends."""
     interruption: float | None = None
 
     def mark(self, name: str, t: float) -> None:

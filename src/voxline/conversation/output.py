@@ -11,7 +11,7 @@ import contextlib
 import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from voxline.conversation.marks import TurnMarks
 from voxline.conversation.segmenter import TextSegmenter
 from voxline.conversation.transcript import WordDict, word_dict
 from voxline.speech.interfaces import SynthesisChunk, Tts, Word
+
+if TYPE_CHECKING:
+    from voxline.conversation.recorder import Recorder
 
 
 class OutputSink(Protocol):
@@ -54,6 +57,15 @@ def estimate_words(text: str, duration_s: float) -> tuple[Word, ...]:
         words.append(Word(token, t, t + d))
         t += d
     return tuple(words)
+
+
+AUDIBLE_RMS = 300.0
+"""PCM16 RMS above which a frame counts as audible (the `e2e` latency ends at the first such frame)."""
+
+
+def is_audible(frame: np.ndarray) -> bool:
+    samples = frame.astype(np.float32)
+    return bool(samples.size) and float(np.sqrt(np.mean(samples * samples))) >= AUDIBLE_RMS
 
 
 class _Break:
@@ -132,8 +144,10 @@ class Playback:
         marks: TurnMarks,
         hooks: PlaybackHooks,
         start_at: float | None = None,
+        recorder: "Recorder | None" = None,
     ) -> None:
         self.response_id = response_id
+        self._recorder = recorder
         self._tts, self._config, self._clock, self._sink = tts, config, clock, sink
         self._call_start, self.marks, self._hooks, self._start_at = call_start, marks, hooks, start_at
         self.flags = PlaybackFlags()
@@ -296,10 +310,17 @@ class Playback:
                     if not self.started:
                         self.started = True
                         await self._hooks.on_first_frame(self)
-                    piece.frame_starts.append(clock.monotonic() - self._call_start)
+                    sent_at = clock.monotonic() - self._call_start
+                    piece.frame_starts.append(sent_at)
+                    pcm = frame.astype("<i2").tobytes()
                     async with asyncio.timeout(cfg.sink_timeout_s):
-                        await self._sink.send_audio(frame.astype("<i2").tobytes(), self.response_id)
-                    self.marks.mark("first_frame_sent", clock.monotonic())
+                        await self._sink.send_audio(pcm, self.response_id)
+                    now = clock.monotonic()
+                    self.marks.mark("first_frame_sent", now)
+                    if self.marks.first_audible_frame_sent is None and is_audible(frame):
+                        self.marks.first_audible_frame_sent = now
+                    if self._recorder is not None:
+                        self._recorder.agent_audio(pcm, cfg.output_sample_rate, sent_at)
                     piece.played_samples = min(len(piece.pcm), offset + frame_n)
                     next_t += cfg.frame_s
                 self._hooks.on_progress(self)
