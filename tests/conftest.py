@@ -7,7 +7,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, create_pg_database, drop_pg_database
+from voxline.services import Services
+from voxline.settings import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -81,3 +83,33 @@ async def speech_tts() -> AsyncIterator[object]:
     tts = await PiperTts.start(workers=2)
     yield tts
     await tts.close()
+
+
+# In-process services on a clock the test moves (tests/test_call_join.py, tests/test_retention.py).
+
+T0 = 1_800_000_000_000
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now / 1000
+
+
+@pytest.fixture(params=BACKENDS)
+async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Services, FakeClock]]:
+    pg = create_pg_database() if request.param == "postgresql" else None
+    clock = FakeClock()
+    built = Services.build(Settings(data_dir=tmp_path, database_url=pg), clock)
+    await built.migrate()
+    try:
+        yield built, clock
+    finally:
+        await built.close()
+        if pg:
+            drop_pg_database(pg)

@@ -1,45 +1,13 @@
 """Joining and finishing live calls, on SQLite and PostgreSQL: once, in time, within capacity."""
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import BACKENDS
-from tests.servers import create_pg_database, drop_pg_database
+from tests.conftest import T0, FakeClock
 from voxline.calls.service import JoinRefused
 from voxline.calls.tokens import AccessTokens
 from voxline.schemas.agent import AgentCreateRequest
 from voxline.schemas.call import CreateWebCallRequest
 from voxline.services import Services
-from voxline.settings import Settings
-
-T0 = 1_800_000_000_000
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def now_ms(self) -> int:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now / 1000
-
-
-@pytest.fixture(params=BACKENDS)
-async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Services, FakeClock]]:
-    pg = create_pg_database() if request.param == "postgresql" else None
-    clock = FakeClock()
-    built = Services.build(Settings(data_dir=tmp_path, database_url=pg), clock)
-    await built.migrate()
-    try:
-        yield built, clock
-    finally:
-        await built.close()
-        if pg:
-            drop_pg_database(pg)
 
 
 async def new_call(services: Services) -> tuple[str, str]:

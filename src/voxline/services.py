@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from voxline.calls.after_call import AfterCall, AnalysisSettings
+from voxline.calls.file_links import FileLinks
 from voxline.calls.live import LiveCalls
 from voxline.calls.service import CallService
 from voxline.calls.tokens import AccessTokens
@@ -21,6 +23,8 @@ from voxline.store.database import Database
 from voxline.store.files import LocalFiles
 from voxline.store.llms import LlmRepository
 from voxline.store.migrate import upgrade_to_head
+from voxline.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from voxline.webhooks.dispatcher import WebhookDispatcher
 
 if TYPE_CHECKING:
     from voxline.speech.providers import SpeechProviders
@@ -36,15 +40,56 @@ class Services:
     agents: AgentRepository
     calls: CallService
     files: LocalFiles
+    objects: ObjectStore
+    webhooks: WebhookDispatcher = field(init=False)
+    after_call: AfterCall = field(init=False)
     live: "LiveCalls" = field(init=False)
     _speech: "SpeechProviders | None" = field(default=None, init=False)
     _speech_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _retell_llm: RetellLlmOptions | None = field(default=None, init=False)
+    _outbound: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.live = LiveCalls(self.calls, self.speech, self.clock, self.retell_llm_options)
+        s = self.settings
+        self._outbound = httpx.AsyncClient(
+            transport=GuardedTransport(allow_private=s.allow_private_tool_urls),
+            trust_env=False,  # a proxy from the environment would bypass the address check
+            follow_redirects=False,
+        )
+        self.webhooks = WebhookDispatcher(
+            self.db,
+            self._outbound,
+            webhook_key(s.token_secret),
+            self.clock,
+            max_attempts=s.webhook_max_attempts,
+            retry_base_s=s.webhook_retry_base_ms / 1000,
+        )
+        self.calls.file_links = FileLinks(self.public_url, s.token_secret, self.clock)
+        self.after_call = AfterCall(
+            self.calls, self.objects, self.webhooks, self.analysis_settings, default_webhook_url=s.webhook_url
+        )
+        self.live = LiveCalls(
+            self.calls,
+            self.speech,
+            self.clock,
+            self.retell_llm_options,
+            self.after_call,
+            s.data_dir / "tmp" / "recordings",
+        )
         self.calls.live_stop = self.live.stop
         self.calls.live_control = self.live.control
+
+    @property
+    def public_url(self) -> str:
+        s = self.settings
+        if s.public_url:
+            return s.public_url
+        host = "127.0.0.1" if s.host in ("0.0.0.0", "::", "") else s.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{s.port}"
+
+    def analysis_settings(self) -> AnalysisSettings:
+        options = self.retell_llm_options()
+        return AnalysisSettings(options.chat, options.provider_model, self.settings.analysis_model)
 
     def retell_llm_options(self) -> RetellLlmOptions:
         """The built-in LLM's endpoint client and tool HTTP client, made on first use (one per process)."""
@@ -61,11 +106,7 @@ class Services:
                 )
             self._retell_llm = RetellLlmOptions(
                 chat=chat,
-                http=httpx.AsyncClient(
-                    transport=GuardedTransport(allow_private=s.allow_private_tool_urls),
-                    trust_env=False,  # a proxy from the environment would bypass the address check
-                    follow_redirects=False,
-                ),
+                http=self._outbound,
                 signing_key=webhook_key(s.token_secret),
                 allow_private_tool_urls=s.allow_private_tool_urls,
                 model_map=dict(s.llm_models),
@@ -91,6 +132,7 @@ class Services:
         files = LocalFiles(settings.data_dir / "calls")
         agents = AgentRepository(db, clock)
         llms = LlmRepository(db, clock)
+        objects = object_store(settings)
         calls = CallService(
             CallRepository(db),
             agents,
@@ -100,6 +142,7 @@ class Services:
             join_timeout_ms=settings.registered_call_timeout_ms,
             ice_servers=settings.ice_servers,
             llms=llms,
+            objects=objects,
         )
         return cls(
             settings=settings,
@@ -110,16 +153,30 @@ class Services:
             agents=agents,
             calls=calls,
             files=files,
+            objects=objects,
         )
 
     async def migrate(self) -> None:
         await upgrade_to_head(self.db)
 
     async def close(self) -> None:
-        if self._retell_llm is not None:
-            await self._retell_llm.http.aclose()
-            if self._retell_llm.chat is not None:
-                await self._retell_llm.chat.aclose()
+        if self._retell_llm is not None and self._retell_llm.chat is not None:
+            await self._retell_llm.chat.aclose()
+        await self._outbound.aclose()
         if self._speech is not None:
             await self._speech.close()
         await self.db.dispose()
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """Where call files go: the configured S3-compatible bucket, else the data directory."""
+    if settings.s3_bucket:
+        return S3ObjectStore(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            region=settings.s3_region,
+            key_prefix=settings.s3_key_prefix,
+        )
+    return LocalObjectStore(settings.data_dir)

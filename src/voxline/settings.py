@@ -77,7 +77,42 @@ class Settings(BaseSettings):
     )
     allow_private_tool_urls: bool = Field(
         default=False,
-        description="Let custom tools reach loopback, link-local and private addresses (refused by default: SSRF).",
+        description="Let custom tools and webhooks reach loopback, link-local and private addresses "
+        "(refused by default: SSRF).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach this server at, for `recording_url` and `public_log_url` "
+        "(default: http://host:port).",
+    )
+    webhook_url: str | None = Field(
+        default=None, description="Server-wide webhook URL, for agents without their own `webhook_url`."
+    )
+    webhook_max_attempts: int = Field(
+        default=4, ge=1, le=20, description="Delivery attempts per webhook event (1 + retries) before giving up."
+    )
+    webhook_retry_base_ms: int = Field(
+        default=2_000, ge=1, description="First retry delay of a failed webhook; doubles per attempt (jittered)."
+    )
+    analysis_model: str = Field(
+        default="gpt-4.1-mini",
+        description="Retell model name for post-call analysis when the agent sets no `post_call_analysis_model` "
+        "(mapped like the LLM's model).",
+    )
+    s3_bucket: str | None = Field(
+        default=None, description="Keep call files (recordings, logs) in this S3-compatible bucket instead of data_dir."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph, R2…); unset: AWS S3."
+    )
+    s3_region: str = Field(default="us-east-1", description="Region of the bucket.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id (unset: boto3's default chain).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret access key.")
+    s3_key_prefix: str = Field(default="", description="Prefix for every object key in the bucket.")
+    cleanup_interval_ms: int = Field(
+        default=600_000,
+        ge=100,
+        description="How often calls past their agent's data_storage_retention_days are purged.",
     )
 
     @field_validator("ice_servers", mode="before")

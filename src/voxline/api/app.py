@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from voxline import __version__
 from voxline.api.errors import install_error_handlers
-from voxline.api.routes import account, agents, calls, examples, live, llms
+from voxline.api.routes import account, agents, calls, examples, files, live, llms
 from voxline.calls.sweeper import sweep_forever
 from voxline.clock import Clock
 from voxline.schemas.base import ErrorResponse
@@ -34,15 +34,26 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         # scan only per-request garbage, which keeps pauses out of the latency tail.
         gc.collect()
         gc.freeze()
-        sweeper = asyncio.create_task(
-            sweep_forever(services.calls, settings.sweep_interval_ms / 1000), name="voxline-call-sweeper"
-        )
+        tasks = [
+            asyncio.create_task(
+                sweep_forever(
+                    services.calls,
+                    settings.sweep_interval_ms / 1000,
+                    on_ended=services.after_call.ended_elsewhere,
+                    cleanup_interval_s=settings.cleanup_interval_ms / 1000,
+                ),
+                name="voxline-call-sweeper",
+            ),
+            asyncio.create_task(services.webhooks.run(), name="voxline-webhooks"),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.close()
 
     app = FastAPI(
@@ -56,6 +67,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         app.include_router(module.router)
     app.include_router(examples.router)
     app.include_router(live.router)
+    app.include_router(files.router)
 
     @app.get("/health", tags=["Server"], include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -1,23 +1,27 @@
 """Running live calls: a joined call, its conversation engine and response engine, and its end.
 
 Transports (the audio WebSockets) hand over frames and a sink; this module builds the engine
-from the call's effective agent, registers it so `stop-call` can reach it, and always writes the
-end: status, disconnection reason, and the transcript (unless the call opted out of storage).
+from the call's effective agent (with a recorder unless the call opted out of storage), registers
+it so `stop-call` and `update-live-call` can reach it, and always hands the end to `AfterCall`:
+status, disconnection reason, whatever was captured.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from voxline.calls.service import CallService
+from voxline.calls.after_call import AfterCall, Captured
+from voxline.calls.service import SENSITIVE_DATA_STORAGE, CallService
 from voxline.clock import Clock
 from voxline.conversation.config import ConversationConfig
 from voxline.conversation.engine import Conversation
 from voxline.conversation.output import OutputSink
-from voxline.conversation.result import ConversationResult
+from voxline.conversation.recorder import CallRecorder
 from voxline.llm.custom_llm import CustomLlmClient
-from voxline.llm.interfaces import ResponseEngine, transcript_text
+from voxline.llm.interfaces import ResponseEngine
 from voxline.llm.retell_llm import RetellLlmEngine, RetellLlmOptions
 from voxline.store.calls import CallRecord
 
@@ -61,12 +65,17 @@ class LiveCalls:
         speech: Callable[[], Any],
         clock: Clock,
         retell_options: Callable[[], RetellLlmOptions],
+        after: AfterCall,
+        recordings_dir: Path,
     ) -> None:
         self._calls = calls
         self._speech = speech
         self._clock = clock
         self._retell_options = retell_options
+        self._after = after
+        self._recordings_dir = recordings_dir
         self._running: dict[str, _Running] = {}
+        self._pending: set[asyncio.Task[Any]] = set()
 
     def stop(self, call_id: str, reason: str = "manual_stopped") -> bool:
         """Ask a running conversation to end; False when this process does not run the call."""
@@ -108,12 +117,14 @@ class LiveCalls:
     ) -> str:
         """Run the joined call to its end and store the outcome; returns the disconnection reason."""
         agent = record.config["agent"]
-        result: ConversationResult | None = None
-        llm: ResponseEngine | None = None
-        reason, detail = "error_unknown", ""
+        captured = Captured(result=None, llm=None)
+        reason = "error_unknown"
         try:
+            await self._after.started(record)
             speech: SpeechProviders = await self._speech()
-            llm = response_engine_for(record, self._retell_options)
+            captured.llm = response_engine_for(record, self._retell_options)
+            if record.data_storage_setting in SENSITIVE_DATA_STORAGE:
+                captured.recorder = CallRecorder(self._recordings_dir / record.call_id)
             conversation = Conversation(
                 ConversationConfig.from_agent(
                     agent, input_sample_rate, output_sample_rate, record.dynamic_variables or {}
@@ -121,43 +132,30 @@ class LiveCalls:
                 vad=speech.vad,
                 asr=speech.asr,
                 tts=speech.tts,
-                llm=llm,
+                llm=captured.llm,
                 clock=self._clock,
                 sink=sink,
                 call=self._calls.to_response(record).to_wire(),
+                recorder=captured.recorder,
+                on_transcript=lambda transcript, woven: self._transcript_updated(record, transcript, woven),
             )
-            self._running[record.call_id] = _Running(conversation, llm)
-            result = await conversation.run(frames)
-            reason = result.disconnection_reason
+            self._running[record.call_id] = _Running(conversation, captured.llm)
+            captured.result = await conversation.run(frames)
+            reason = captured.result.disconnection_reason
         except UnsupportedResponseEngine as exc:
-            detail = str(exc)
-            log.warning("call %s: %s", record.call_id, detail)
+            captured.errors.append(str(exc))
+            log.warning("call %s: %s", record.call_id, exc)
         except Exception as exc:
-            detail = f"{type(exc).__name__}: {exc}"
+            captured.errors.append(f"{type(exc).__name__}: {exc}")
             log.exception("call %s failed", record.call_id)
         finally:
             self._running.pop(record.call_id, None)
-            sensitive, internal = self._outcome(result, llm)
-            internal.setdefault("end_detail", detail)
-            await self._calls.finish(record.call_id, reason, internal=internal, sensitive=sensitive)
+            await self._after.ended(record, reason, captured)
         return reason
 
-    @staticmethod
-    def _outcome(
-        result: ConversationResult | None, llm: ResponseEngine | None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(sensitive wire fields, internal fields) to store for the ended call; the sensitive
-        ones are kept only if the call's storage setting allows it when the call ends."""
-        if result is None:
-            return {}, {}
-        internal: dict[str, Any] = {"latency_marks": [t.as_dict() for t in result.turns], "end_detail": result.detail}
-        if isinstance(llm, RetellLlmEngine):
-            internal["current_state"] = llm.state
-        wire: dict[str, Any] = {
-            "transcript": transcript_text(result.transcript),
-            "transcript_object": result.transcript,
-            "transcript_with_tool_calls": result.transcript_with_tool_calls,
-        }
-        if isinstance(llm, RetellLlmEngine):
-            wire["collected_dynamic_variables"] = llm.collected_dynamic_variables()
-        return wire, internal
+    def _transcript_updated(
+        self, record: CallRecord, transcript: list[dict[str, Any]], woven: list[dict[str, Any]]
+    ) -> None:
+        task = asyncio.ensure_future(self._after.transcript_updated(record, transcript, woven))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

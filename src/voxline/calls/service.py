@@ -33,6 +33,7 @@ from voxline.store.agents import AgentRepository
 from voxline.store.calls import CALLS, CallRecord, CallRepository
 from voxline.store.files import LocalFiles
 from voxline.store.llms import LlmRepository
+from voxline.store.objects import LocalObjectStore, ObjectStore, call_prefix
 from voxline.store.paging import encode_key, keyset_after
 
 STORAGE_STRICTNESS = {"everything": 0, "everything_except_pii": 1, "basic_attributes_only": 2}
@@ -62,11 +63,24 @@ class JoinRefused(Exception):
 
 SENSITIVE_DATA_STORAGE = ("everything",)
 """Storage settings under which transcripts, variables and recordings are kept."""
+PURGED_FIELDS = ("transcript", "transcript_object", "transcript_with_tool_calls", "collected_dynamic_variables")
+BASIC_ANALYSIS = ("user_sentiment", "call_successful", "in_voicemail")
+"""What a call keeps of its analysis without its transcript (opted-out storage, after retention)."""
+
+
+DAY_MS = 86_400_000
 
 
 def status_for(reason: str) -> str:
     """`error` for failures (every `error_*` reason, and calls refused for capacity), else `ended`."""
     return "error" if reason.startswith("error_") or reason in ERROR_STATUS_REASONS else "ended"
+
+
+def _agent_storage(agent: dict[str, Any]) -> str:
+    """The agent's storage setting; the older `opt_out_sensitive_data_storage: true` means basic only."""
+    if agent.get("data_storage_setting"):
+        return str(agent["data_storage_setting"])
+    return "basic_attributes_only" if agent.get("opt_out_sensitive_data_storage") else "everything"
 
 
 def _metadata_size_ok(metadata: dict[str, Any] | None) -> None:
@@ -86,10 +100,12 @@ class CallService:
         join_timeout_ms: int,
         ice_servers: list[dict[str, Any]],
         llms: LlmRepository | None = None,
+        objects: ObjectStore | None = None,
     ) -> None:
         self.calls = calls
         self._agents = agents
         self._llms = llms
+        self._objects = objects if objects is not None else LocalObjectStore(files.root.parent)
         self._files = files
         self._tokens = tokens
         self._clock = clock
@@ -103,10 +119,15 @@ class CallService:
     def access_token(self, row: CallRecord) -> str:
         return self._tokens.issue(row.call_id, row.token_nonce, row.join_deadline)
 
+    file_links: "Callable[[CallRecord], dict[str, str]] | None" = None
+    """Set by the services: the `recording_url` / `public_log_url` fields of a call's stored files."""
+
     def _fields(self, row: CallRecord, *, with_transcripts: bool) -> dict[str, Any]:
         data = row.data if with_transcripts else {k: v for k, v in row.data.items() if k not in TRANSCRIPT_FIELDS}
+        links = self.file_links(row) if self.file_links is not None and row.config.get("files") else {}
         return {
             **data,
+            **links,
             "call_type": row.call_type,
             "access_token": self.access_token(row),
             "call_id": row.call_id,
@@ -162,7 +183,7 @@ class CallService:
             user_sentiment=None,
             call_successful=None,
             in_voicemail=None,
-            data_storage_setting=storage or effective.get("data_storage_setting") or "everything",
+            data_storage_setting=storage or _agent_storage(effective),
             call_metadata=metadata,
             dynamic_variables=dynamic_variables,
             data={
@@ -388,6 +409,7 @@ class CallService:
         if not await self.calls.delete(call_id, check):
             raise NotFound(f"call {call_id} not found")
         self._files.delete_call(call_id)
+        await self._objects.delete_prefix(call_prefix(call_id))
 
     # --- live calls -----------------------------------------------------------------------------
 
@@ -453,6 +475,9 @@ class CallService:
                 row.data = {**row.data, **data}
             if sensitive and row.data_storage_setting in SENSITIVE_DATA_STORAGE:
                 row.data = {**row.data, **sensitive}
+            days = row.config.get("agent", {}).get("data_storage_retention_days")
+            if days:
+                row.purge_at = now + int(days) * DAY_MS
             if internal:
                 row.config = {**row.config, **internal}
 
@@ -460,6 +485,56 @@ class CallService:
             return await self.calls.modify(call_id, change)
         except _AlreadyEnded:
             return None
+
+    async def record_files(self, call_id: str, files: dict[str, dict[str, Any]]) -> CallRecord | None:
+        """The files kept for an ended call (name → content type and size)."""
+
+        def change(row: CallRecord) -> None:
+            row.config = {**row.config, "files": {**row.config.get("files", {}), **files}}
+
+        return await self.calls.modify(call_id, change)
+
+    async def record_analysis(self, call_id: str, analysis: dict[str, Any], notes: list[str]) -> CallRecord | None:
+        """Store `call_analysis` (and its filterable columns). A call that keeps no transcript keeps
+        no summary or extracted data either: only sentiment, success and voicemail."""
+
+        def change(row: CallRecord) -> None:
+            kept = analysis
+            if row.data_storage_setting not in SENSITIVE_DATA_STORAGE:
+                kept = {k: v for k, v in analysis.items() if k in BASIC_ANALYSIS}
+            row.data = {**row.data, "call_analysis": kept}
+            row.config = {**row.config, "analysis_notes": notes}
+            row.user_sentiment = kept.get("user_sentiment")
+            row.call_successful = kept.get("call_successful")
+            row.in_voicemail = kept.get("in_voicemail")
+
+        return await self.calls.modify(call_id, change)
+
+    async def purge(self, call_id: str) -> CallRecord | None:
+        """Retention is over: delete the transcript, variables, analysis text and files of an ended
+        call; keep its basic attributes (ids, times, status, reason, latency, sentiment)."""
+
+        def change(row: CallRecord) -> None:
+            row.data = {k: v for k, v in row.data.items() if k not in PURGED_FIELDS}
+            analysis = row.data.get("call_analysis")
+            if analysis:
+                row.data["call_analysis"] = {k: v for k, v in analysis.items() if k in BASIC_ANALYSIS}
+            row.config = {k: v for k, v in row.config.items() if k not in ("files", "analysis_notes")}
+            row.config["purged"] = True
+            row.purge_at = None
+
+        row = await self.calls.modify(call_id, change)
+        if row is not None:
+            await self._objects.delete_prefix(call_prefix(call_id))
+        return row
+
+    async def purge_expired(self) -> list[str]:
+        """One clean-up round (the sweeper runs it every VOXLINE_CLEANUP_INTERVAL_MS)."""
+        purged = []
+        for call_id in await self.calls.due_for_purge(self._clock.now_ms()):
+            if await self.purge(call_id) is not None:
+                purged.append(call_id)
+        return purged
 
     async def heartbeat(self) -> None:
         """Tell other processes (and a successor) that this one still runs its ongoing calls."""

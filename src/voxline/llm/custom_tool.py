@@ -288,7 +288,9 @@ async def run_custom_tool(
     name = str(tool.get("name", ""))
     call_id = str(call.get("call_id", ""))
     try:
-        prepared = _prepare(tool, args, call)
+        # The body holds the call so far (transcripts with word timings): tens of kB on a long
+        # call, so it is serialised off the event loop.
+        prepared = await asyncio.to_thread(_prepare, tool, args, call)
     except (ValueError, TypeError, httpx.InvalidURL) as exc:
         logger.warning("custom tool %r (call %s) is misconfigured: %s", name, call_id, exc)
         return ToolOutcome(f"Tool call failed: invalid tool configuration: {exc}", False, {}, 0, None, str(exc))

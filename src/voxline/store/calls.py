@@ -72,6 +72,8 @@ class CallRecord:
     data: dict[str, Any]
     config: dict[str, Any]
     live_owner: str | None = None
+    purge_at: int | None = None
+    """When the transcript, analysis text and files go (the agent's data_storage_retention_days)."""
 
     @classmethod
     def from_row(cls, row: Any) -> "CallRecord":
@@ -253,6 +255,11 @@ class CallRepository:
     async def count(self, conditions: list[ColumnElement[bool]]) -> int:
         query = select(func.count()).select_from(CALLS).where(*conditions)
         return int(await self._db.read(lambda conn: conn.execute(query).scalar()) or 0)
+
+    async def due_for_purge(self, now_ms: int, limit: int = 100) -> list[str]:
+        """Ended calls whose retention period is over (oldest first)."""
+        query = select(C.call_id).where(C.purge_at.is_not(None), C.purge_at <= now_ms).order_by(C.purge_at).limit(limit)
+        return [r.call_id for r in await self._db.read(lambda conn: conn.execute(query).all())]
 
     async def count_ongoing(self) -> int:
         return await self.count([C.call_status == "ongoing"])

@@ -3,7 +3,7 @@ fields live in one JSON document per row, so new API fields need no migration.""
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -87,6 +87,8 @@ class Call(Base):
     data_storage_setting: Mapped[str] = mapped_column(String(40))
     live_owner: Mapped[str | None] = mapped_column(String(40))
     """The server process running the call while it is ongoing (see `LiveProcess`)."""
+    purge_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    """When the call's transcript, analysis text and files are deleted (data_storage_retention_days)."""
     call_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     dynamic_variables: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     data: Mapped[dict[str, Any]]
@@ -108,3 +110,46 @@ class LiveProcess(Base):
 
     owner: Mapped[str] = mapped_column(String(40), primary_key=True)
     heartbeat_at: Mapped[int]
+
+
+WEBHOOK_PENDING = "delivered_at IS NULL AND given_up_at IS NULL"
+"""An outbox row still to be sent: neither delivered nor given up."""
+
+
+class WebhookOutbox(Base):
+    """Webhook events waiting to be sent, and the record of those that were (`voxline.webhooks`).
+
+    `id` increases with every enqueue and never goes back (AUTOINCREMENT on SQLite, a sequence on
+    PostgreSQL): the events of a call are sent in `id` order. The body is stored as it will be
+    sent; only the signature is made at send time. While an attempt runs, `next_attempt_at` is its
+    lease: a crashed sender's event becomes due again when the lease runs out.
+    """
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    call_id: Mapped[str] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    timeout_ms: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[int]
+    delivered_at: Mapped[int | None]
+    given_up_at: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        # Only pending rows are indexed, so the due scan never reads the delivered history.
+        Index(
+            "ix_webhook_outbox_due",
+            "next_attempt_at",
+            sqlite_where=text(WEBHOOK_PENDING),
+            postgresql_where=text(WEBHOOK_PENDING),
+        ),
+        {"sqlite_autoincrement": True},
+    )

@@ -68,6 +68,12 @@ async def update_live_call(request: Request, call_id: str, body: UpdateLiveCallR
     return wire(UpdateLiveCallResponse(success=True))
 
 
+@router.put("/rerun-call-analysis/{call_id}", response_model=CallResponse)
+async def rerun_call_analysis(request: Request, call_id: str) -> Response:
+    services = get_services(request)
+    return wire(services.calls.to_response(await services.after_call.rerun_analysis(call_id)))
+
+
 @router.post("/v2/stop-call/{call_id}", status_code=204, response_class=Response)
 async def stop_call(request: Request, call_id: str) -> Response:
     await get_services(request).calls.stop(call_id)
