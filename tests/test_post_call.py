@@ -393,3 +393,44 @@ async def test_opted_out_storage_keeps_nothing_the_caller_said(
         assert (await web.get(tampered)).status_code == 401
         other_file = url.replace("recording.wav", "public_log.txt")  # a signature is bound to one file
         assert (await web.get(other_file)).status_code == 401
+
+
+async def test_with_s3_configured_the_recording_lives_in_the_bucket_and_is_served_from_it(
+    make_server: Any, tmp_path: Path
+) -> None:
+    from tests.moto_server import raw_client, running_moto
+
+    with running_moto(tmp_path / "moto.log", "voxline-calls") as endpoint:
+        server: ServerProcess = make_server(
+            VOXLINE_S3_BUCKET="voxline-calls",
+            VOXLINE_S3_ENDPOINT_URL=endpoint,
+            VOXLINE_S3_ACCESS_KEY_ID="testing",
+            VOXLINE_S3_SECRET_ACCESS_KEY="testing",
+            VOXLINE_S3_KEY_PREFIX="prod",
+        ).start(timeout=90)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as api:
+            agents = (await api.get("/list-agents", headers={"Authorization": f"Bearer {server.api_key}"})).json()
+        demo = next(a for a in agents if a.get("agent_name", "").startswith("Demo"))
+        with sdk(server) as client:
+            created = client.call.create_web_call(agent_id=demo["agent_id"])
+        async with WebCaller(socket_url(server), created.access_token, RATE) as caller:
+            async with asyncio.timeout(60):
+                await caller.wait_event("agent_stop_talking")  # the greeting played; then the caller hangs up
+        with sdk(server) as client:
+            for _ in range(100):
+                call = client.call.retrieve(created.call_id)
+                if call.recording_url:
+                    break
+                await asyncio.sleep(0.1)
+        assert call.disconnection_reason == "user_hangup" and call.recording_url
+        bucket = raw_client(endpoint)
+        stored = bucket.get_object(Bucket="voxline-calls", Key=f"prod/calls/{call.call_id}/recording.wav")[
+            "Body"
+        ].read()
+        async with httpx.AsyncClient(timeout=30) as web:
+            served = await web.get(call.recording_url, headers={"Authorization": f"Bearer {server.api_key}"})
+        assert served.status_code == 200 and served.content == stored
+        samples, rate = read_wav(stored)
+        assert rate == RATE and rms(samples) > 100  # the greeting is in it
+        assert not (server.data_dir / "calls").exists()  # nothing under the data directory
+        await until(lambda: not any((server.data_dir / "tmp").rglob("*.raw")), 10, "temporary files removed")
