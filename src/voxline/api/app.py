@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from voxline import __version__
 from voxline.api.errors import install_error_handlers
 from voxline.api.routes import account, agents, calls, examples, files, live, llms
+from voxline.api.routes.web import mount_web
 from voxline.calls.sweeper import sweep_forever
 from voxline.clock import Clock
 from voxline.schemas.base import ErrorResponse
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(examples.router)
     app.include_router(live.router)
     app.include_router(files.router)
+    mount_web(app)
 
     @app.get("/health", tags=["Server"], include_in_schema=False)
     async def health() -> dict[str, str]:
