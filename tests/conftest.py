@@ -113,3 +113,12 @@ async def services(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await built.close()
         if pg:
             drop_pg_database(pg)
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[object]:
+    """An OpenAI-protocol LLM endpoint of the test module's own (tests/openai_fake.py)."""
+    from tests.openai_fake import FakeOpenAi
+
+    with FakeOpenAi().start() as server:
+        yield server

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from retell import Retell
 from retell.lib.webhook_auth import verify
 
 from tests import openai_fake as fake
 from tests.caller import WebCaller
+from tests.live_helpers import agent_turn_done, sdk, socket_url, until
 from tests.node_verify import node_verify
 from tests.servers import ServerProcess
 from tests.tool_server import Reply, ToolServer, running_tool_server
@@ -41,12 +41,6 @@ ANALYSIS = {
     "in_voicemail": False,
     "custom_analysis_data": {"topic": "books"},
 }
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[fake.FakeOpenAi]:
-    with fake.FakeOpenAi().start() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +67,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, provider: fake.FakeOpe
         yield server.start(timeout=90)
     finally:
         server.close()
-
-
-def sdk(server: ServerProcess) -> Retell:
-    return Retell(api_key=server.api_key, base_url=server.base_url, _strict_response_validation=True, max_retries=0)
-
-
-def socket_url(server: ServerProcess) -> str:
-    return f"ws://127.0.0.1:{server.port}/web-call-websocket"
 
 
 def llm_reply(body: dict[str, Any]) -> fake.Reply:
@@ -112,20 +98,6 @@ def library_llm(tool_url: str) -> dict[str, Any]:
             },
         ],
     }
-
-
-async def agent_turn_done(caller: WebCaller, after: float) -> float:
-    async with asyncio.timeout(40):
-        start = await caller.wait_event("agent_start_talking", after)
-        return await caller.wait_event("agent_stop_talking", start)
-
-
-async def until(predicate: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def hooks(receiver: ToolServer, call_id: str) -> list[dict[str, Any]]:

@@ -11,22 +11,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from retell import Retell
 from retell.lib.webhook_auth import verify
 
 from tests import openai_fake as fake
 from tests.caller import WebCaller
+from tests.live_helpers import agent_turn_done, sdk, socket_url
 from tests.servers import ServerProcess
 from tests.tool_server import Reply, ToolServer, running_tool_server
 
 pytestmark = pytest.mark.slow
 RATE = 16_000
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[fake.FakeOpenAi]:
-    with fake.FakeOpenAi().start() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +47,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, provider: fake.FakeOpe
         yield server.start(timeout=90)
     finally:
         server.close()
-
-
-def sdk(server: ServerProcess) -> Retell:
-    return Retell(api_key=server.api_key, base_url=server.base_url, _strict_response_validation=True, max_retries=0)
-
-
-def socket_url(server: ServerProcess) -> str:
-    return f"ws://127.0.0.1:{server.port}/web-call-websocket"
 
 
 def create_call(server: ServerProcess, llm: dict[str, Any], **call: Any) -> tuple[str, str]:
@@ -92,13 +78,6 @@ def tool_names(body: dict[str, Any]) -> list[str]:
 
 def last(body: dict[str, Any]) -> dict[str, Any]:
     return body["messages"][-1]  # type: ignore[no-any-return]
-
-
-async def agent_turn_done(caller: WebCaller, after: float) -> float:
-    """When the agent next stops talking after `after`."""
-    async with asyncio.timeout(30):
-        start = await caller.wait_event("agent_start_talking", after)
-        return await caller.wait_event("agent_stop_talking", start)
 
 
 BOOKING_LLM: dict[str, Any] = {
