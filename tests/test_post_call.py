@@ -401,7 +401,15 @@ async def test_with_s3_configured_the_recording_lives_in_the_bucket_and_is_serve
         ].read()
         async with httpx.AsyncClient(timeout=30) as web:
             served = await web.get(call.recording_url, headers={"Authorization": f"Bearer {server.api_key}"})
+            public_log = (
+                await web.get(call.public_log_url, headers={"Authorization": f"Bearer {server.api_key}"})
+            ).text
         assert served.status_code == 200 and served.content == stored
+        # the custom LLM's socket, both ways, in the public log (also kept in the bucket)
+        assert (
+            re.search(r"-> llm +conn #1 +\{", public_log)
+            and '<- llm  conn #1  {"response_type":"response"' in public_log
+        )
         samples, rate = read_wav(stored)
         assert rate == RATE and rms(samples) > 100  # the greeting is in it
         assert not (server.data_dir / "calls").exists()  # nothing under the data directory
