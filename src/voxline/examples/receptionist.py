@@ -93,7 +93,7 @@ class Receptionist:
         heard = heard.strip()
         if not heard:
             return f"Sorry, I did not catch that. {self.question()}", False
-        echo = f"You said: {heard}."
+        echo = f"You said: {heard}" if heard[-1] in ".!?" else f"You said: {heard}."
         if GOODBYES.search(heard):
             who = f", {self.name}" if self.name else ""
             return f"{echo} Thank you for calling {CLINIC}{who}. Goodbye!", True
