@@ -1,9 +1,11 @@
 """Call endpoints (spec A.1, B): create (v2, v3, v1 register), get, list, update, stop, delete."""
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 
 from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES, no_content, wire, wire_list
+from voxline.calls.latency import answers_user, turn_stages
 from voxline.schemas.call import (
     CallResponse,
     CreateWebCallRequest,
@@ -72,6 +74,23 @@ async def update_live_call(request: Request, call_id: str, body: UpdateLiveCallR
 async def rerun_call_analysis(request: Request, call_id: str) -> Response:
     services = get_services(request)
     return wire(services.calls.to_response(await services.after_call.rerun_analysis(call_id)))
+
+
+@router.get("/voxline/call-turns/{call_id}", include_in_schema=False)
+async def call_turns(request: Request, call_id: str) -> Response:
+    """Voxline extension (the console's latency chart): each turn's stages in ms, from the same
+    marks as the call's `latency`, so the chart can put a turn's stages side by side."""
+    row = await get_services(request).calls.get(call_id)
+    turns = [
+        {
+            "response_id": marks.get("response_id"),
+            "reminder": bool(marks.get("reminder")),
+            "answers_user": answers_user(marks),
+            "stages": turn_stages(marks),
+        }
+        for marks in row.config.get("latency_marks") or []
+    ]
+    return JSONResponse({"call_id": call_id, "turns": turns})
 
 
 @router.post("/v2/stop-call/{call_id}", status_code=204, response_class=Response)
