@@ -19,9 +19,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -51,19 +51,18 @@ EXECUTION_LINE_INSTRUCTION = (
 )
 
 
-class ChatProvider:
+class ChatProvider(Protocol):
     """What the engine needs of a Chat Completions client (`OpenAiChat` implements it)."""
 
-    def stream(self, request: ChatRequest) -> AsyncIterator[TextDelta | StreamDone]:  # pragma: no cover - protocol
-        raise NotImplementedError
+    def stream(self, request: ChatRequest) -> AsyncGenerator[TextDelta | StreamDone, None]: ...
 
 
 @dataclass
 class RetellLlmOptions:
     """Server-wide settings of the built-in LLM, shared by every call."""
 
-    chat: Any
-    """A `ChatProvider` (the configured endpoint), or None when none is configured."""
+    chat: ChatProvider | None
+    """The configured endpoint, or None when none is configured."""
     http: httpx.AsyncClient
     signing_key: str
     allow_private_tool_urls: bool = False
@@ -311,6 +310,7 @@ class RetellLlmEngine:
             text: list[str] = []
             self._note("llm_request", response_id=response_id, model=request.model, messages=len(messages))
             try:
+                assert self.options.chat is not None  # start() ended the call otherwise
                 async with contextlib.aclosing(self.options.chat.stream(request)) as stream:
                     async for event in stream:
                         if isinstance(event, TextDelta):
