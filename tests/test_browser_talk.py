@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from tests.browser import chromium, screenshot
 from tests.caller import flite_speech
 from tests.servers import ServerProcess
+from voxline.examples.receptionist import Receptionist
 
 pytestmark = pytest.mark.slow
 
@@ -61,14 +62,23 @@ def fake_microphone(path: Path) -> float:
     """Silence, the sentence, silence, as a 16 kHz PCM16 WAV; returns where the speech ends (its
     last sample above -36 dBFS, in seconds from the file's start)."""
     speech = flite_speech(SENTENCE, RATE)
-    silence = bytes(int(RATE * LEADING_SILENCE_S) * 2)
+    write_wav(path, bytes(int(RATE * LEADING_SILENCE_S) * 2) + speech + bytes(int(RATE * TRAILING_SILENCE_S) * 2))
+    loud = loud_samples(speech)
+    return LEADING_SILENCE_S + (int(loud[-1]) + 1) / RATE
+
+
+def write_wav(path: Path, pcm: bytes) -> None:
+    """16 kHz mono PCM16LE `pcm` as a WAV file (what Chromium's fake microphone plays)."""
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(RATE)
-        wav.writeframes(silence + speech + bytes(int(RATE * TRAILING_SILENCE_S) * 2))
-    loud = np.flatnonzero(np.abs(np.frombuffer(speech, dtype="<i2").astype(np.int32)) > 500)
-    return LEADING_SILENCE_S + (int(loud[-1]) + 1) / RATE
+        wav.writeframes(pcm)
+
+
+def loud_samples(pcm: bytes) -> np.ndarray:
+    """Indices of the PCM16LE samples above -36 dBFS."""
+    return np.flatnonzero(np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32)) > 500)
 
 
 def events(page: Page, name: str) -> list[dict[str, object]]:
@@ -225,3 +235,128 @@ def test_sdk_mute_refusal_and_idempotent_hang_up(talk_server: ServerProcess) -> 
     assert result["sampleRate"] == 16_000
     assert result["socketUrl"] == f"ws://127.0.0.1:{talk_server.port}/web-call-websocket"
     assert (ended["call_status"], ended["disconnection_reason"]) == ("ended", "user_hangup")
+
+
+BARGE_IN_AT_S = 2.5  # the caller starts talking ~2.5 s into the call, mid-greeting
+BARGE_IN_SENTENCE = "Sorry, can you repeat that?"
+GREETING = Receptionist().greeting()  # ~7 s spoken
+AUDIBLE = 0.01  # the SDK's AUDIBLE_THRESHOLD
+
+# On top of INIT_SCRIPT: every played 20 ms chunk (when, its peak, the jitter buffer then) and the
+# server's JSON events as they reach the page's socket (to see `clear`, which the SDK does not emit).
+BARGE_IN_SCRIPT = """
+window.voxlineTest.chunks = [];
+window.voxlineTest.socket = [];
+window.addEventListener("voxline-client", (event) => {
+  const client = event.detail;
+  client.on("audio", (samples) => {
+    let peak = 0;
+    for (const s of samples) peak = Math.max(peak, Math.abs(s));
+    window.voxlineTest.chunks.push({ at: performance.now(), peak, bufferedMs: client.stats.bufferedMs });
+  });
+});
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      try {
+        const message = JSON.parse(event.data);
+        window.voxlineTest.socket.push({ type: message.event_type, at: performance.now() });
+      } catch {}
+    });
+  }
+};
+"""
+
+
+def sign_in_and_pick_the_demo_agent(page: Page, server: ServerProcess) -> None:
+    page.goto(server.base_url + "/app/")
+    page.fill("#api-key", str(server.api_key))
+    page.click("#sign-in button[type=submit]")
+    expect(page.locator("#agent option", has_text=DEMO_AGENT)).to_have_count(1)
+    page.select_option("#agent", label=DEMO_AGENT)
+
+
+def test_talk_page_barge_in_cuts_the_greeting(talk_server: ServerProcess, tmp_path: Path) -> None:
+    """The caller talks over the greeting: the server stops the agent and sends `clear`, the page
+    drops the buffered greeting at once and stays quiet until the agent's next turn; the stored
+    call keeps only the part of the greeting that was played."""
+    speech = flite_speech(BARGE_IN_SENTENCE, RATE)
+    onset_s = BARGE_IN_AT_S + int(loud_samples(speech)[0]) / RATE
+    wav = tmp_path / "barge-in.wav"
+    write_wav(wav, bytes(int(RATE * BARGE_IN_AT_S) * 2) + speech + bytes(int(RATE * 8.0) * 2))
+
+    with chromium(fake_microphone=wav) as browser:
+        page = browser.new_page()
+        page.add_init_script(INIT_SCRIPT)
+        page.add_init_script(BARGE_IN_SCRIPT)
+        sign_in_and_pick_the_demo_agent(page, talk_server)
+        page.click("#talk-button")
+        page.wait_for_function("window.voxlineTest.events.some((e) => e.name === 'agent_stop_talking')", timeout=30_000)
+        # The page shows the floor passing to the caller (who is still talking).
+        expect(page.locator("#agent-indicator")).to_have_attribute("data-speaking", "false", timeout=1_000)
+        expect(page.locator("#user-indicator")).to_have_attribute("data-speaking", "true", timeout=1_000)
+        screenshot(page, "talk-barge-in")
+        # The agent's next turn (its answer to the caller), then a moment of it, then hang up.
+        page.wait_for_function(
+            "window.voxlineTest.events.filter((e) => e.name === 'agent_start_talking').length >= 2"
+            " && window.voxline.stats.firstAudibleAt.length >= 2",
+            timeout=40_000,
+        )
+        page.wait_for_timeout(500)
+        page.click("#hang-up")
+        page.wait_for_function("window.voxlineTest.events.some((e) => e.name === 'call_ended')", timeout=10_000)
+        call_id = page.locator("#call-id").inner_text()
+        seen = page.evaluate("window.voxlineTest")
+        stats = page.evaluate("window.voxline.stats")
+
+    starts = [e["at"] for e in seen["events"] if e["name"] == "agent_start_talking"]
+    stops = [e["at"] for e in seen["events"] if e["name"] == "agent_stop_talking"]
+    errors = [e for e in seen["events"] if e["name"] == "error"]
+    assert not errors, errors
+    onset_at = stats["captureStartedAt"] + onset_s * 1000
+    stop_at = stops[0]
+    next_start_at = starts[1]
+
+    # A real barge-in: the greeting was audible before the caller spoke, and was stopped after.
+    assert starts[0] < onset_at and stats["firstAudibleAt"][0] < onset_at, (starts, stats)
+    cut_after_ms = stop_at - onset_at
+    assert 0 < cut_after_ms < 1500, f"agent_stop_talking {cut_after_ms:.0f} ms after the caller's speech onset"
+    clears = [m["at"] for m in seen["socket"] if m["type"] == "clear"]
+    assert len(clears) == 1 and onset_at < clears[0] < stop_at + 200, (clears, onset_at, stop_at)
+    clear_at = clears[0]
+
+    # `clear` empties the jitter buffer at once: the worklet's next reports (every ~50 ms) say
+    # 0 ms, and nothing new is queued through the cut.
+    after_clear = [c for c in seen["chunks"] if c["at"] > clear_at]
+    emptied_at = next(c["at"] for c in after_clear if c["bufferedMs"] == 0)
+    assert emptied_at - clear_at < 100, f"buffer still holding audio {emptied_at - clear_at:.0f} ms after clear"
+    refilled = [c for c in after_clear if emptied_at <= c["at"] < stop_at + 300 and c["bufferedMs"] > 0]
+    assert not refilled, refilled
+    held_ms = max((c["bufferedMs"] for c in seen["chunks"] if clear_at - 200 < c["at"] <= clear_at), default=0)
+
+    # Silence from 300 ms after the stop until the agent's next turn.
+    quiet = [c for c in seen["chunks"] if stop_at + 300 <= c["at"] < next_start_at]
+    assert next_start_at - stop_at > 600, (stop_at, next_start_at)
+    assert len(quiet) >= 10, len(quiet)
+    loud = [c for c in quiet if c["peak"] >= AUDIBLE]
+    assert not loud, f"agent audio after the cut: {loud[:5]}"
+    # ... and the agent's next turn was heard.
+    assert any(t > next_start_at for t in stats["firstAudibleAt"]), stats
+
+    with talk_server.client() as api:
+        call = wait_for_call_to_end(api, call_id)
+    assert (call["call_status"], call["disconnection_reason"]) == ("ended", "user_hangup")
+    transcript = call["transcript_object"]
+    first_agent = next(u for u in transcript if u["role"] == "agent")["content"]
+    said = first_agent.split()
+    assert 1 <= len(said) < len(GREETING.split()), first_agent
+    assert said == GREETING.split()[: len(said)], first_agent
+    print(
+        f"\nbarge-in: agent_stop_talking {cut_after_ms:.0f} ms after the speech onset;"
+        f" clear {clear_at - stop_at:+.0f} ms from it; buffer {held_ms:.0f} ms -> 0 ms {emptied_at - clear_at:.0f} ms"
+        f" after clear; greeting cut to {first_agent!r};"
+        f" next turn {next_start_at - stop_at:.0f} ms after the stop; transcript: {call['transcript']!r}"
+    )
