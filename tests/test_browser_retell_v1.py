@@ -66,7 +66,8 @@ def wait_for(page: Page, predicate: str, timeout_s: float, what: str) -> None:
     except Exception as exc:  # Playwright's TimeoutError: say what we were waiting for and what happened
         screenshot(page, "retell-v1-failure")
         events = page.evaluate(f"{STATE}.events")
-        raise AssertionError(f"timed out waiting for {what}; events: {events}") from exc
+        audio = page.evaluate(f"[{STATE}.audioContextState, {STATE}.audio]")
+        raise AssertionError(f"timed out waiting for {what}; audio context, counts: {audio}; events: {events}") from exc
 
 
 def events_of(page: Page, kind: str) -> list[dict[str, Any]]:

@@ -77,6 +77,23 @@ function setCalling(calling) {
   agentInput.disabled = calling;
 }
 
+/**
+ * The 1.x client captures and plays through one AudioWorklet, which runs only while its
+ * AudioContext is "running"; it calls resume() once. A context the browser suspends (no user
+ * gesture yet, audio device busy) would leave the call silent both ways, so resume it again.
+ */
+function keepAudioRunning(client) {
+  let tries = 0;
+  const check = () => {
+    const context = client.audioContext;
+    state.audioContextState = context?.state ?? null;
+    if (!context || context.state === "closed" || tries++ > 50) return;
+    if (context.state === "suspended") context.resume().catch(() => {});
+    if (context.state !== "running") setTimeout(check, 100);
+  };
+  check();
+}
+
 function createClient(RetellWebClient) {
   // The 1.x client appends the call id to its custom endpoint, which must therefore end with "/".
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -85,6 +102,7 @@ function createClient(RetellWebClient) {
   client.on("conversationStarted", () => {
     logEvent("conversationStarted");
     setStatus(`In a call (${state.callId}) — speak now.`, "live");
+    keepAudioRunning(client);
   });
   client.on("conversationEnded", ({ code, reason } = {}) => {
     logEvent("conversationEnded", { code, reason });
