@@ -28,8 +28,8 @@ from voxline.schemas.call import ListCallsRequest, ListCallsResponse
 from voxline.store.agents import AgentRepository
 from voxline.store.calls import CALLS, CallRecord, CallRepository
 from voxline.store.database import Database
-from voxline.store.files import LocalFiles
 from voxline.store.migrate import upgrade_to_head
+from voxline.store.objects import LocalObjectStore
 from voxline.store.paging import encode_key
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -57,7 +57,7 @@ async def open_service(backend: str, tmp: Path) -> AsyncIterator[tuple[Database,
         service = CallService(
             CallRepository(db),
             AgentRepository(db, clock),
-            LocalFiles(tmp / "calls"),
+            LocalObjectStore(tmp),
             AccessTokens(b"x" * 32),
             clock,
             join_timeout_ms=30_000,

@@ -20,7 +20,6 @@ from voxline.settings import Settings
 from voxline.store.agents import AgentRepository
 from voxline.store.calls import CallRepository
 from voxline.store.database import Database
-from voxline.store.files import LocalFiles
 from voxline.store.llms import LlmRepository
 from voxline.store.migrate import upgrade_to_head
 from voxline.store.objects import LocalObjectStore, ObjectStore, S3ObjectStore
@@ -39,7 +38,6 @@ class Services:
     llms: LlmRepository
     agents: AgentRepository
     calls: CallService
-    files: LocalFiles
     objects: ObjectStore
     webhooks: WebhookDispatcher = field(init=False)
     after_call: AfterCall = field(init=False)
@@ -129,20 +127,18 @@ class Services:
         settings.ensure_data_dir()
         clock = clock or SystemClock()
         db = Database(settings.resolved_database_url, read_pool_size=settings.database_read_threads)
-        files = LocalFiles(settings.data_dir / "calls")
         agents = AgentRepository(db, clock)
         llms = LlmRepository(db, clock)
         objects = object_store(settings)
         calls = CallService(
             CallRepository(db),
             agents,
-            files,
+            objects,
             AccessTokens(settings.token_secret),
             clock,
             join_timeout_ms=settings.registered_call_timeout_ms,
             ice_servers=settings.ice_servers,
             llms=llms,
-            objects=objects,
         )
         return cls(
             settings=settings,
@@ -152,7 +148,6 @@ class Services:
             llms=llms,
             agents=agents,
             calls=calls,
-            files=files,
             objects=objects,
         )
 

@@ -31,9 +31,8 @@ from voxline.schemas.call import (
 )
 from voxline.store.agents import AgentRepository
 from voxline.store.calls import CALLS, CallRecord, CallRepository
-from voxline.store.files import LocalFiles
 from voxline.store.llms import LlmRepository
-from voxline.store.objects import LocalObjectStore, ObjectStore, call_prefix
+from voxline.store.objects import ObjectStore, call_prefix
 from voxline.store.paging import encode_key, keyset_after
 
 STORAGE_STRICTNESS = {"everything": 0, "everything_except_pii": 1, "basic_attributes_only": 2}
@@ -93,20 +92,18 @@ class CallService:
         self,
         calls: CallRepository,
         agents: AgentRepository,
-        files: LocalFiles,
+        objects: ObjectStore,
         tokens: AccessTokens,
         clock: Clock,
         *,
         join_timeout_ms: int,
         ice_servers: list[dict[str, Any]],
         llms: LlmRepository | None = None,
-        objects: ObjectStore | None = None,
     ) -> None:
         self.calls = calls
         self._agents = agents
         self._llms = llms
-        self._objects = objects if objects is not None else LocalObjectStore(files.root.parent)
-        self._files = files
+        self._objects = objects
         self._tokens = tokens
         self._clock = clock
         self._join_timeout_ms = join_timeout_ms
@@ -408,7 +405,6 @@ class CallService:
 
         if not await self.calls.delete(call_id, check):
             raise NotFound(f"call {call_id} not found")
-        self._files.delete_call(call_id)
         await self._objects.delete_prefix(call_prefix(call_id))
 
     # --- live calls -----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -521,7 +520,3 @@ def _transfer_number(spec: Mapping[str, Any], args: Mapping[str, Any]) -> str:
     if destination.get("type") == "predefined":
         return str(destination.get("number") or "")
     return str(args.get("number") or args.get("transfer_number") or "")
-
-
-def new_tool_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:24]}"
