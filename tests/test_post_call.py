@@ -198,10 +198,16 @@ async def test_a_call_leaves_a_true_record_and_signed_webhooks(
     # the same cut of the other channel holds none of it: the channels are separate
     assert norm(word["word"]) not in norm(await heard(speech_asr, agent_channel, rate, word["start"], word["end"]))
 
-    spoken = [w for w in cut["words"][:-1] if len(norm(w["word"])) >= 5]
-    agent_word = spoken[len(spoken) // 2]
-    text = await heard(speech_asr, agent_channel, rate, agent_word["start"], agent_word["end"])
-    assert norm(agent_word["word"]) in norm(text), (agent_word, text)
+    # An agent span of three words in the middle of the cut reply: a single word cut out of a
+    # sentence is sometimes misheard by tiny.en ("waiting" as "wedding"), so two of the three must be
+    # heard; a timing off by a word or more loses at least two of them.
+    played = cut["words"][:-1]
+    spans = [played[i : i + 3] for i in range(len(played) - 2)]
+    spans = [s for s in spans if all(len(norm(w["word"])) >= 3 for w in s)]  # no "a" or "is" matching anywhere
+    span = spans[len(spans) // 2]
+    text = await heard(speech_asr, agent_channel, rate, span[0]["start"], span[-1]["end"])
+    found = [w["word"] for w in span if norm(w["word"]) in norm(text)]
+    assert len(found) >= 2, (span, text)
 
     # The interrupted reply: its transcript holds the words fully played; the audio stops within
     # the next word (cut mid-word by the barge-in), then the agent channel is silent until its next reply.
