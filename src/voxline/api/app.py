@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from voxline import __version__
 from voxline.api.errors import install_error_handlers
-from voxline.api.routes import account, agents, calls, examples, files, live, llms
+from voxline.api.routes import account, agents, calls, examples, files, live, llms, runtime
 from voxline.api.routes.web import mount_web
 from voxline.calls.sweeper import sweep_forever
 from voxline.clock import Clock
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.include_router(examples.router)
     app.include_router(live.router)
     app.include_router(files.router)
+    app.include_router(runtime.router)
     mount_web(app)
 
     @app.get("/health", tags=["Server"], include_in_schema=False)
