@@ -33,12 +33,12 @@ from voxline.speech.audio import (
     pcm16le_to_float32,
     rms,
 )
-from voxline.speech.interfaces import ENGINE_SAMPLE_RATE, FloatAudio, SynthesisChunk, Word
+from voxline.speech.interfaces import ENGINE_SAMPLE_RATE, FloatAudio, SynthesisChunk, Transcript, Word
 from voxline.speech.piper import PiperTts, TtsError, TtsWorkerCrashed
 from voxline.speech.piper_worker import split_sentences
 from voxline.speech.providers import load_speech
 from voxline.speech.silero import SileroVad
-from voxline.speech.whisper import WhisperAsr
+from voxline.speech.whisper import WhisperAsr, plausible, window_frames
 
 session_loop = pytest.mark.asyncio(loop_scope="session")
 
@@ -392,3 +392,62 @@ async def test_load_speech_starts_everything_and_the_main_process_never_imports_
     finally:
         await speech.close()
     assert not [name for name in sys.modules if name == "piper" or name.startswith("piper.")]
+
+
+def test_the_encoder_window_follows_the_utterance() -> None:
+    assert window_frames(2.8, None) == 3000  # no margin: Whisper's full 30 s
+    assert window_frames(2.8, 2.0, 8.0) == 800  # at least the minimum
+    assert window_frames(9.1, 2.0, 8.0) == 1200  # 11.1 s rounded up to whole seconds
+    assert window_frames(29.5, 2.0, 8.0) == 3000  # never more than 30 s
+
+
+def test_short_window_results_that_loop_or_say_nothing_are_not_trusted() -> None:
+    def said(text: str, ratio: float = 1.2, logprob: float = -0.3) -> bool:
+        return plausible(Transcript(text=text), [(ratio, logprob)], 2.8)
+
+    assert said("Go forward 10 meters.")
+    assert said("five five")  # a word said twice is speech, not a loop
+    assert not said("Go forward 10 meters. Go forward 10 meters.")
+    assert not said("")
+    assert not said(" ".join(["word"] * 20))  # 20 words in 2.8 s
+    assert not said("Go forward 10 meters.", ratio=2.6)
+    assert not said("Go forward 10 meters.", logprob=-1.2)
+
+
+def test_an_implausible_short_window_result_is_redone_with_the_full_window(speech_asr: WhisperAsr) -> None:
+    asr = WhisperAsr(workers=2)  # the session's model (loaded once per process and worker count)
+    audio = librivox()[1][0]
+    windows: list[int] = []
+    real_decode = asr._decode
+
+    def decode(samples, duration, prompt, frames, *, greedy):  # type: ignore[no-untyped-def]
+        windows.append(frames)
+        if frames < 3000:  # the short window "loops"
+            return Transcript(text="he was he was he was he was"), [(3.0, -0.2)]
+        return real_decode(samples, duration, prompt, frames, greedy=greedy)
+
+    asr._decode = decode  # type: ignore[method-assign]
+    try:
+        result = asr.transcribe_sync(audio)
+    finally:
+        asr.close()
+    assert windows[0] < 3000 and windows[1:] == [3000]
+    assert asr.fallbacks == 1
+    assert wer("he was not an ill disposed young man", result.text) < 0.3, result.text
+
+
+@session_loop
+async def test_the_short_window_transcribes_as_well_as_the_full_one(speech_asr: WhisperAsr, tmp_path: Path) -> None:
+    full = WhisperAsr(workers=2, window_margin_s=None, beam_size=1)  # the setting before the short window
+    try:
+        clips = [audio for audio, _ in librivox()] + [flite(text, tmp_path) for text in FLITE_SENTENCES]
+        texts = [text for _, text in librivox()] + list(FLITE_SENTENCES)
+        short_results = [await speech_asr.transcribe(c) for c in clips]
+        full_results = [await full.transcribe(c) for c in clips]
+    finally:
+        full.close()
+    short_wer = np.mean([wer(t, r.text) for t, r in zip(texts, short_results, strict=True)])
+    full_wer = np.mean([wer(t, r.text) for t, r in zip(texts, full_results, strict=True)])
+    assert short_wer <= full_wer + 0.03, ([r.text for r in short_results], [r.text for r in full_results])
+    for clip, result in zip(clips, short_results, strict=True):
+        assert_word_timings(result.words, clip.size / ENGINE_SAMPLE_RATE)

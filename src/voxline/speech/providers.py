@@ -40,7 +40,14 @@ async def load_speech(settings: Settings) -> SpeechProviders:
     )
     try:
         vad = await asyncio.to_thread(SileroVad)
-        asr = await asyncio.to_thread(WhisperAsr, settings.asr_model, workers=settings.asr_workers)
+        asr = await asyncio.to_thread(
+            WhisperAsr,
+            settings.asr_model,
+            workers=settings.asr_workers,
+            window_margin_s=settings.asr_window_margin_s if settings.asr_short_window else None,
+            window_min_s=settings.asr_window_min_s,
+            beam_size=settings.asr_beam_size,
+        )
     except BaseException:
         tts_task.cancel()
         results = await asyncio.gather(tts_task, return_exceptions=True)
