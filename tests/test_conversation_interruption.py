@@ -166,3 +166,28 @@ async def test_no_backchannel_when_disabled() -> None:
     h = Harness(llm, asr=FakeAsr(["a long story"]), knobs={"backchannel_after_s": 0.2})
     await h.run(ScriptedCaller([Speech(0.8), Until(h.agent_stops(1))]))
     assert [r.text for r in h.tts.requests] == ["Got it."]
+
+
+@pytest.mark.parametrize("reply_delay", [0.0, 0.04, 0.08])
+async def test_a_caller_who_goes_on_after_a_pause_is_not_talked_over_nor_lost(reply_delay: float) -> None:
+    """The turn ended on a pause, and the reply comes just as the caller goes on speaking (before,
+    at and after the onset of the new speech): whatever the race, the caller's second sentence
+    is heard and answered, and nothing of a reply to half the utterance stays in the call."""
+    llm = FakeResponseEngine("", [Reply("Sure, for which day?", delay=reply_delay), "Friday it is."])
+    h = Harness(llm, asr=FakeAsr(["yes that is correct", "i also need a table for friday"]))
+    steps: list[Step] = [
+        Silence(0.3),
+        Speech(0.8),
+        Until(lambda: len(llm.requests) >= 1, timeout=3.0),  # the turn was decided on the pause
+        Speech(1.0),
+        Until(lambda: len(llm.requests) >= 2, timeout=5.0),
+        Silence(1.0),  # the answer (three words, 0.3 s with the fake TTS) plays out
+    ]
+    result = await h.run(ScriptedCaller(steps))
+    last = llm.requests[-1].transcript
+    users = " ".join(u["content"] for u in last if u["role"] == "user")
+    assert "i also need a table for friday" in users, last
+    # The reply to the first half was never heard, or cut at once by the barge-in.
+    first = [u for u in result.transcript if u["role"] == "agent" and "for which day" in u["content"]]
+    assert not first or len(first[0]["content"].split()) <= 1, result.transcript
+    assert (result.transcript[-1]["role"], result.transcript[-1]["content"]) == ("agent", "Friday it is.")

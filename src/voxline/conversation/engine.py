@@ -295,6 +295,8 @@ class Conversation:
                 self._barge = pb
             elif agent_talking:
                 self._ignored_speech = True
+            elif pb is not None and not pb.started and not pb.cancelled:
+                self._hold(pb)
         elif d.event is SpeechEvent.CONFIRMED:
             if agent_talking or self._ignored_speech:
                 return
@@ -323,6 +325,15 @@ class Conversation:
             self._turn_deadline = now + self.config.turn_wait_s
             self._turn_extended = False
 
+    def _hold(self, pb: Playback) -> None:
+        """A reply about to start while the user may be speaking: it waits until the speech is
+        either confirmed (the user takes the floor and the reply is dropped, to be asked again with
+        everything the user said) or turns out to be noise (the reply starts). Without this, a
+        reply that started between the onset and its confirmation talked over the user, and the
+        user's words were taken for a backchannel and lost."""
+        pb.pause()
+        self._barge = pb
+
     def _interruptible(self, pb: Playback) -> bool:
         return self.config.interrupt_after_s is not None and not pb.flags.no_interruption_allowed
 
@@ -341,6 +352,8 @@ class Conversation:
         if pb is not None and not pb.started:
             pb.cancel()
             self._playback = None
+            if self._barge is pb:
+                self._barge = None
             self._response_open = False
             self._owes_reply = True
         elif self._response_open:
@@ -422,6 +435,8 @@ class Conversation:
             recorder=self._recorder,
         )
         self._playback = pb
+        if self._detector is not None and self._detector.in_speech and not self._ignored_speech:
+            self._hold(pb)
         return pb
 
     def _on_chunk(self, ev: ResponseChunk) -> None:
