@@ -411,7 +411,7 @@ def test_short_window_results_that_loop_or_say_nothing_are_not_trusted() -> None
     assert not said("")
     assert not said(" ".join(["word"] * 20))  # 20 words in 2.8 s
     assert not said("Go forward 10 meters.", ratio=2.6)
-    assert not said("Go forward 10 meters.", logprob=-1.2)
+    assert not said("Go forward 10 meters.", logprob=-1.7)
 
 
 def test_an_implausible_short_window_result_is_redone_with_the_full_window(speech_asr: WhisperAsr) -> None:

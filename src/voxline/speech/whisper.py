@@ -63,9 +63,14 @@ def window_frames(duration_s: float, margin_s: float | None, min_s: float = MIN_
 
 MAX_WORDS_PER_S = 6.0
 """Faster than any speaker: a short-window result with more words is a decoding loop."""
+MAX_TOKENS_PER_S = 8.0
+"""Token budget of a short-window pass (English speech is about 4 tokens a second): a pass that
+loops inside a word ("old-s-s-y-y-y…") would otherwise decode up to 448 tokens (1.8 s here)."""
 MAX_COMPRESSION_RATIO = 2.4
-MIN_AVG_LOGPROB = -1.0
-"""faster-whisper's own thresholds for a failed decode (it retries at a higher temperature)."""
+"""faster-whisper's own threshold for a looping decode (it retries at a higher temperature)."""
+MIN_AVG_LOGPROB = -1.5
+"""Below faster-whisper's own -1.0: short utterances ("7 of clubs", -1.1) often score under -1.0
+and the full window was no better on them (bench/NOTES.md, issue 7)."""
 _WORD_RE = re.compile(r"[a-z0-9']+")
 
 
@@ -174,7 +179,9 @@ class WhisperAsr:
         """One faster-whisper run with the encoder cut to `frames`; also each segment's
         (compression ratio, average log-probability)."""
         _WINDOW.frames = frames
-        options: dict[str, Any] = {"temperature": 0.0} if greedy else {}
+        options: dict[str, Any] = {}
+        if greedy:  # one greedy pass, its length bounded: a loop ends soon and is caught by plausible()
+            options = {"temperature": 0.0, "max_new_tokens": int(MAX_TOKENS_PER_S * duration) + 16}
         try:
             segments, _info = self.model.transcribe(
                 samples,
