@@ -46,6 +46,22 @@ def test_segmenter_splits_at_sentences_and_long_clauses_only() -> None:
     assert seg.flush() == []
 
 
+def test_the_first_piece_of_a_reply_ends_at_its_first_clause() -> None:
+    seg = TextSegmenter()
+    assert seg.push("Sure, I can help you with that. What is your booking reference? ") == [
+        "Sure,",
+        "I can help you with that.",
+        "What is your booking reference?",
+    ]
+    seg = TextSegmenter()
+    assert seg.push("Sure") == [] and seg.push(", I can") == ["Sure,"]  # as soon as the comma arrives
+    seg = TextSegmenter()
+    assert seg.push("Hello there. Yes, it is, and ") == ["Hello there."]  # only before the first sentence ends
+    assert TextSegmenter(first_clause_chars=None).push("Sure, I can help you with that. ") == [
+        "Sure, I can help you with that."
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "incomplete"),
     [("my number is 555", True), ("I want to", True), ("wait,", True), ("That's all.", False), ("yes", False)],
