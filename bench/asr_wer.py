@@ -17,7 +17,7 @@ WER = (substitutions + deletions + insertions) / reference words, over each set,
 normalisation both sides share (lower case, punctuation dropped, numbers 0-99 as words,
 "mr" = "mister"). Printed per set and variant, with the median transcription time; JSON to --out.
 
-Run: .venv/bin/python bench/asr_wer.py [--windows 8:2:5,8:2,5:2] [--repeats 2]
+Run: .venv/bin/python bench/asr_wer.py [--windows 8:2:5,8:2:5:0,8:2,5:2:5] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -179,15 +179,17 @@ def load_clips() -> list[Clip]:
 def variant_name(window: tuple[float, ...] | None) -> str:
     if window is None:
         return "full-30s"
-    return f"min{window[0]:g}s+{window[1]:g}s" + (f"-beam{window[2]:g}" if len(window) > 2 else "")
+    name = f"min{window[0]:g}s+{window[1]:g}s" + (f"-beam{window[2]:g}" if len(window) > 2 else "")
+    return name + ("-zeropad" if len(window) > 3 and window[3] == 0 else "")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--windows",
-        default="8:2:5,8:2,5:2",
-        help="short windows as min_s:margin_s[:beam], comma-separated (beam 1 unless given)",
+        default="8:2:5,8:2:5:0,8:2,5:2:5",
+        help="short windows as min_s:margin_s[:beam[:pad]], comma-separated (beam 1 unless given; pad 0 = "
+        "zero padding, else silence padding)",
     )
     parser.add_argument("--repeats", type=int, default=2, help="timed passes after the warm-up pass")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "asr_wer.json"))
@@ -198,7 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     asr = {
         m: WhisperAsr(workers=1, window_margin_s=None, beam_size=1)  # the code before issue 7
         if m is None
-        else WhisperAsr(workers=1, window_min_s=m[0], window_margin_s=m[1], beam_size=int(m[2]) if len(m) > 2 else 1)
+        else WhisperAsr(
+            workers=1,
+            window_min_s=m[0],
+            window_margin_s=m[1],
+            beam_size=int(m[2]) if len(m) > 2 else 1,
+            silence_padding=not (len(m) > 3 and m[3] == 0),
+        )
         for m in margins
     }
     hyps: dict[str, dict[str, str]] = {variant_name(m): {} for m in margins}

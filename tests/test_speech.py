@@ -38,7 +38,7 @@ from voxline.speech.piper import PiperTts, TtsError, TtsWorkerCrashed
 from voxline.speech.piper_worker import split_sentences
 from voxline.speech.providers import load_speech
 from voxline.speech.silero import SileroVad
-from voxline.speech.whisper import WhisperAsr, plausible, window_frames
+from voxline.speech.whisper import WhisperAsr, pad_with_silence, plausible, window_frames
 
 session_loop = pytest.mark.asyncio(loop_scope="session")
 
@@ -451,3 +451,11 @@ async def test_the_short_window_transcribes_as_well_as_the_full_one(speech_asr: 
     assert short_wer <= full_wer + 0.03, ([r.text for r in short_results], [r.text for r in full_results])
     for clip, result in zip(clips, short_results, strict=True):
         assert_word_timings(result.words, clip.size / ENGINE_SAMPLE_RATE)
+
+
+def test_a_short_window_is_padded_with_silence_not_zeros() -> None:
+    features = np.zeros((1, 80, 800), np.float32)
+    features[0, :, :250] = np.linspace(-0.5, 1.5, 80)[:, None]  # 2.5 s of "speech", then faster-whisper's zeros
+    pad_with_silence(features)
+    assert np.all(features[0, :, 250:] == np.float32(1.5 - 2.0))  # Whisper's floor: 8 (log10) below the maximum
+    assert features[0, 0, 0] == np.float32(-0.5)  # the speech is untouched

@@ -38,8 +38,8 @@ DEFAULT_WINDOW_MIN_S = 8.0
 DEFAULT_WINDOW_MARGIN_S = 2.0
 DEFAULT_BEAM_SIZE = 5
 """The defaults measured by bench/asr_wer.py on the test speech (bench/NOTES.md, issue 7): an 8 s
-window at least, beam 5: WER 3.6 % against 4.2 % for the full window with beam 1 (the setting
-before), 0.14 s against 0.50 s median per utterance, one utterance in ten redone in full."""
+window at least, beam 5, silence padding: WER 3.4-3.6 % against 4.2-4.4 % for the full window with
+beam 1 (the setting before), a third of the time per utterance, one utterance in 12 redone in full."""
 
 _MODELS: dict[tuple[str, int], Any] = {}
 _MODELS_LOCK = threading.Lock()
@@ -93,6 +93,20 @@ _WINDOW = threading.local()
 """The encoder window of the transcription running on this thread (frames; unset = full)."""
 
 
+def pad_with_silence(features: np.ndarray) -> None:
+    """Replace the zero columns after the utterance with the log-mel of digital silence.
+
+    faster-whisper pads the features with zeros; in Whisper's normalisation ((log10 + 4) / 4,
+    floored 8 below the maximum) silence is the floor, max - 2. With the full 30 s window the
+    zeros do no harm; with a short one, tiny.en sometimes loops on them ("old-s-s-y-y-y…") and
+    does not on silence (bench/NOTES.md, issue 7)."""
+    for window in features.reshape(-1, features.shape[-2], features.shape[-1]):
+        used = np.flatnonzero(np.any(window != 0, axis=0))
+        if used.size:
+            end = int(used[-1]) + 1
+            window[:, end:] = float(window[:, :end].max()) - 2.0
+
+
 def _windowed_model_class() -> type:
     from faster_whisper import WhisperModel
 
@@ -104,7 +118,9 @@ def _windowed_model_class() -> type:
         def encode(self, features: Any) -> Any:
             frames = getattr(_WINDOW, "frames", FULL_WINDOW_FRAMES)
             if features.shape[-1] > frames:
-                features = np.ascontiguousarray(features[..., :frames])
+                features = np.array(features[..., :frames], dtype=np.float32)
+                if getattr(_WINDOW, "silence", False):
+                    pad_with_silence(features)
             return super().encode(features)
 
     return WindowedWhisperModel
@@ -136,11 +152,13 @@ class WhisperAsr:
         window_margin_s: float | None = DEFAULT_WINDOW_MARGIN_S,
         window_min_s: float = DEFAULT_WINDOW_MIN_S,
         beam_size: int = DEFAULT_BEAM_SIZE,
+        silence_padding: bool = True,
     ) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.window_margin_s = window_margin_s
         self.window_min_s = window_min_s
         self.beam_size = beam_size
+        self.silence_padding = silence_padding
         self.fallbacks = 0
         """Short-window results thrown away for a full-window run (for benchmarks)."""
         self.model_name = model or default_whisper_model()
@@ -179,6 +197,7 @@ class WhisperAsr:
         """One faster-whisper run with the encoder cut to `frames`; also each segment's
         (compression ratio, average log-probability)."""
         _WINDOW.frames = frames
+        _WINDOW.silence = self.silence_padding
         options: dict[str, Any] = {}
         if greedy:  # one greedy pass, its length bounded: a loop ends soon and is caught by plausible()
             options = {"temperature": 0.0, "max_new_tokens": int(MAX_TOKENS_PER_S * duration) + 16}
