@@ -70,21 +70,19 @@ def wait_for(page: Page, predicate: str, timeout_s: float, what: str) -> None:
         raise AssertionError(f"timed out waiting for {what}; audio context, counts: {audio}; events: {events}") from exc
 
 
-def events_of(page: Page, kind: str) -> list[dict[str, Any]]:
-    return [e for e in page.evaluate(f"{STATE}.events") if e["type"] == kind]
+def start_with_greeting(browser: Any, live_server: ServerProcess, agent_id: str) -> tuple[Page, list[str], str]:
+    """Open the example page, start a call, wait until the greeting plays in the page.
 
-
-def test_retell_web_client_1x_example_page(live_server: ServerProcess, tmp_path: Path) -> None:
-    with live_server.client() as api:
-        agents = api.get("/list-agents").json()
-    agent_id = next(a["agent_id"] for a in agents if a.get("agent_name") == "Demo receptionist (example LLM)")
-    mic = microphone_wav(tmp_path / "alice.wav")
-
-    with chromium(fake_microphone=mic) as browser:
+    Twice in many runs (both on a loaded machine) the 1.x client's single AudioWorklet never ran
+    although its AudioContext was "running": no microphone audio reached the server (the call ended
+    error_no_audio_received, correctly) and no greeting sample was played. That is inside Retell's
+    client and Chromium's fake capture device, not Voxline, so such a start is retried once on a
+    fresh page; every assertion below still holds for the call that ran."""
+    for attempt in (1, 2):
         page = browser.new_page()
         console: list[str] = []
-        page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
-        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        page.on("console", lambda message, console=console: console.append(f"{message.type}: {message.text}"))
+        page.on("pageerror", lambda error, console=console: console.append(f"pageerror: {error}"))
         page.goto(f"{live_server.base_url}/examples/retell-client-v1/")
         page.wait_for_function("document.getElementById('start').disabled === false", timeout=10_000)
         page.fill("#api-key", str(live_server.api_key))
@@ -100,18 +98,41 @@ def test_retell_web_client_1x_example_page(live_server: ServerProcess, tmp_path:
         # The caller speaks ~4 s into the call, before the ~6 s greeting is over: a barge-in (the server
         # sends "clear"), after which the greeting's turn holds only what was played, so only its start
         # is certain.
-        wait_for(
-            page,
-            's.events.some((e) => e.type === "agentStartTalking") && s.audio.nonSilentEvents > 50',
-            25,
-            "the greeting's audio",
-        )
+        try:
+            wait_for(
+                page,
+                's.events.some((e) => e.type === "agentStartTalking") && s.audio.nonSilentEvents > 50',
+                25,
+                "the greeting's audio",
+            )
+        except AssertionError as exc:
+            if attempt == 2 or page.evaluate(f"{STATE}.audio.events") != 0:
+                raise
+            print(f"retrying: the 1.x client's AudioWorklet never ran ({exc})")
+            page.close()
+            continue
         wait_for(
             page,
             's.transcript.some((t) => t.role === "agent" && t.content.startsWith("Hello"))',
             20,
             "the greeting in an update",
         )
+        return page, console, call_id
+    raise AssertionError("unreachable")
+
+
+def events_of(page: Page, kind: str) -> list[dict[str, Any]]:
+    return [e for e in page.evaluate(f"{STATE}.events") if e["type"] == kind]
+
+
+def test_retell_web_client_1x_example_page(live_server: ServerProcess, tmp_path: Path) -> None:
+    with live_server.client() as api:
+        agents = api.get("/list-agents").json()
+    agent_id = next(a["agent_id"] for a in agents if a.get("agent_name") == "Demo receptionist (example LLM)")
+    mic = microphone_wav(tmp_path / "alice.wav")
+
+    with chromium(fake_microphone=mic) as browser:
+        page, console, call_id = start_with_greeting(browser, live_server, agent_id)
         screenshot(page, "retell-v1-greeting")
 
         # The caller's name (Whisper on the fake microphone), then the agent's answer to it.
