@@ -191,3 +191,24 @@ async def test_a_caller_who_goes_on_after_a_pause_is_not_talked_over_nor_lost(re
     first = [u for u in result.transcript if u["role"] == "agent" and "for which day" in u["content"]]
     assert not first or len(first[0]["content"].split()) <= 1, result.transcript
     assert (result.transcript[-1]["role"], result.transcript[-1]["content"]) == ("agent", "Friday it is.")
+
+
+async def test_a_caller_who_goes_on_while_the_asr_is_slow_gets_one_answer_to_everything() -> None:
+    """Under load the ASR of the first sentence finishes after the caller has gone on speaking:
+    the turn decision must not answer the first half (that reply would wait for the caller to stop,
+    then play and swallow the second sentence); it waits and answers both."""
+    llm = FakeResponseEngine("", ["Sure, for which day?", "Anything else?"])
+    h = Harness(llm, asr=FakeAsr(["yes that is correct", "i also need a table for friday"], delay=0.7))
+    steps: list[Step] = [
+        Silence(0.3),
+        Speech(0.8),
+        Silence(0.45),  # the decision comes 0.4 s after the speech; the ASR takes 0.7 s
+        Speech(1.0),
+        Until(lambda: len(llm.requests) >= 1, timeout=5.0),
+        Silence(1.5),
+    ]
+    result = await h.run(ScriptedCaller(steps))
+    assert len(llm.requests) == 1, [r.transcript for r in llm.requests]
+    users = [u["content"] for u in llm.requests[0].transcript if u["role"] == "user"]
+    assert " ".join(users) == "yes that is correct i also need a table for friday", users
+    assert [(u["role"], u["content"]) for u in result.transcript][-1] == ("agent", "Sure, for which day?")

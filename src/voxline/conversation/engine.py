@@ -94,6 +94,9 @@ class Conversation:
         self._ignored_speech = False  # user speech over uninterruptible agent audio
         self._user_marks: TurnMarks | None = None
         self._segments: list[PendingSegment] = []
+        self._floor_takes = 0
+        """How often the user took the floor: a turn decision that saw it change while waiting
+        for the ASR knows the user went on speaking."""
         self._turn_deadline: float | None = None
         self._turn_extended = False
         self._owes_reply = False  # a reply was abandoned because the user took the floor
@@ -345,6 +348,7 @@ class Conversation:
     def _user_takes_floor(self) -> None:
         """Confirmed user speech with the agent silent: hold the turn decision, abandon a reply
         that has not started playing (a newer request will supersede it), reset reminders."""
+        self._floor_takes += 1
         self._turn_deadline = None
         self._agent_done_at = None
         self._reminders_sent = 0
@@ -377,6 +381,7 @@ class Conversation:
         marks = self._user_marks or TurnMarks()
         self._user_marks = None
         marks.turn_decision = self._now()
+        floor_takes = self._floor_takes
         try:
             turn = await assemble_turn(segments, self._audio_zero_s)
         except Exception as exc:
@@ -386,6 +391,18 @@ class Conversation:
             self._deciding = False
         marks.asr_final = turn.asr_final
         if self._ending:
+            return
+        if self._floor_takes != floor_takes:
+            # The caller went on speaking while the ASR finished (a slow ASR under load): the turn
+            # is not over. Its segments join the next decision, which the new speech's end sets up;
+            # asking now would answer half the utterance, and that reply, held while the caller
+            # spoke, would start when they stop and swallow what they said meanwhile.
+            self._segments = segments + self._segments
+            marks.turn_decision = marks.asr_final = None
+            if self._user_marks is None:
+                self._user_marks = marks
+            elif marks.user_speech_start is not None:
+                self._user_marks.user_speech_start = marks.user_speech_start
             return
         if not turn.text:
             if self._owes_reply:  # noise cost the user a pending reply: ask again
@@ -646,7 +663,7 @@ class Conversation:
         in_speech = self._detector.in_speech
         if in_speech and self._playback is None and not self._response_open and self._user_marks is not None:
             self._backchannel.maybe_speak(cfg, now, self._user_marks.user_speech_start)
-        if self._turn_deadline is not None and now >= self._turn_deadline and not in_speech:
+        if self._turn_deadline is not None and now >= self._turn_deadline and not in_speech and not self._deciding:
             if not self._turn_extended and last_text_looks_incomplete(self._segments):
                 self._turn_extended = True
                 self._turn_deadline = now + cfg.incomplete_turn_extra_s
