@@ -29,8 +29,10 @@ text it answered): replies = ``agent_start_talking`` events in the turn; a turn 
 *whole* when it got exactly one reply and the reply's LLM request came after the caller's end of
 speech. A reply heard (its ``agent_start_talking``) answers the latest request made before it;
 when that request came before the caller's end of speech, the reply answered part of the
-utterance (``half``). An early request superseded before any of its reply was heard costs an LLM
-call but nothing the caller hears (counted as ``superseded_early_requests``). ``coverage`` = share
+utterance: a *false start* when the caller going on cut it within 0.5 s of audio and a later
+reply answered everything (the agent says a syllable and yields), else a *half* reply. An early
+request superseded before any of its reply was heard costs an LLM call but nothing the caller
+hears (counted as ``superseded_early_requests``). ``coverage`` = share
 of the clip's reference words in the text the first reply answered.
 
 Run order: --rounds rounds at one call, the systems' order rotating every round, then the
@@ -99,6 +101,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "compare_pipecat.json"
 SYSTEMS = ("voxline", "pipecat-vad", "pipecat-stock")
 TARGET_P95_S = 1.5
 PAUSE_IN_CLIP_S = 0.35
+FALSE_START_S = 0.5
 
 RECORDED = ("goforward", "ls_0880", "ls_0930", "cards_002", "cards_005")
 FLITE = (
@@ -218,6 +221,14 @@ class PipecatSystem:
         return [(t, text) for t, text in self.bots.llm_requests(index) if since <= t <= until]
 
 
+def heard_s(caller: Caller, start: float, until: float) -> float:
+    """Seconds of agent audio received from `start` (an agent_start_talking) to the next
+    agent_stop_talking (or `until`)."""
+    stop = next((r.at for r in caller.received if r.event == "agent_stop_talking" and r.at > start), until)
+    audio = sum(len(r.audio) for r in caller.received if r.audio is not None and start <= r.at <= min(stop, until))
+    return audio / 2 / RATE
+
+
 # --- one call -----------------------------------------------------------------------------------------
 
 
@@ -230,6 +241,8 @@ class Turn(TurnResult):
     llm_requests: int = 0
     premature_requests: int = 0  # requests before the caller's end of speech (superseded unless a reply played)
     half_replies: int = 0  # replies heard that answered a request made before the end of speech
+    false_starts: int = 0  # such replies cut within FALSE_START_S by the caller going on, then answered whole
+    early_reply_heard_s: list[float] = field(default_factory=list)  # audio heard of each such reply
     whole: bool = False  # exactly one reply, and it answered a request made after the end of speech
     coverage: float | None = None  # share of the reference words in the text the first reply answered
     heard: list[str] = field(default_factory=list)
@@ -270,12 +283,20 @@ async def run_call(
         turn.premature_requests = sum(1 for at, _text in requests if at < turn.speech_end)
         turn.heard = [text for _at, text in requests]
         played: list[tuple[float, str]] = []  # per reply heard: the request it answered (the latest before it)
+        early: list[float] = []  # per reply to a request made before the end of speech: seconds of it heard
         for start in starts:
             before = [(at, text) for at, text in requests if at <= start]
             if before:
                 played.append(before[-1])
-        turn.half_replies = sum(1 for at, _text in played if at < turn.speech_end)
-        turn.whole = turn.replies == 1 and len(played) == 1 and turn.half_replies == 0
+                if before[-1][0] < turn.speech_end:
+                    early.append(heard_s(caller, start, until))
+        # A reply to part of the utterance: a false start when the caller going on cut it within
+        # FALSE_START_S (a syllable or two) and a later reply answered everything; else a half reply.
+        answered_later = len(played) > len(early)
+        turn.false_starts = sum(1 for s in early if s < FALSE_START_S and answered_later)
+        turn.half_replies = len(early) - turn.false_starts
+        turn.early_reply_heard_s = [round(s, 3) for s in early]
+        turn.whole = turn.replies - turn.false_starts == 1 and turn.half_replies == 0 and len(played) >= 1
         if played:
             ref = normalise(texts[turn.clip])
             got = set(normalise(played[0][1]))
@@ -310,6 +331,7 @@ def summarise(turns: list[Turn]) -> dict[str, Any]:
         "replies_per_turn": round(sum(t.replies for t in turns) / len(turns), 3) if turns else None,
         "turns_answered_whole": sum(1 for t in turns if t.whole),
         "half_sentence_replies": sum(1 for t in turns if t.half_replies),
+        "false_starts": sum(t.false_starts for t in turns),
         "superseded_early_requests": sum(t.premature_requests for t in turns),
         "turns_with_extra_replies": sum(1 for t in turns if t.replies > 1),
         "mean_coverage": round(statistics.fmean(t.coverage for t in turns if t.coverage is not None), 3)
@@ -380,7 +402,8 @@ def line(lv: dict[str, Any]) -> str:
     return (
         f"{lv['label']:<9} {lv['system']:<14} N={lv['calls']:<2} turns {lv['turns']:>3}  p50 {lv['p50_s']}  "
         f"p95 {lv['p95_s']}  max {lv['max_s']}  gaps {lv['turns_with_gaps']}  missed {lv['missed_replies']}  "
-        f"replies/turn {lv['replies_per_turn']}  half {lv['half_sentence_replies']}  whole "
+        f"replies/turn {lv['replies_per_turn']}  half {lv['half_sentence_replies']}  false starts "
+        f"{lv['false_starts']}  whole "
         f"{lv['turns_answered_whole']}/{lv['turns']}  CPU {lv['cpu_s_per_call_minute']} s/call-min  "
         f"{'ok' if lv['within_target'] else 'FAIL'}"
     )
@@ -403,6 +426,25 @@ async def warm_up(
     failed = [repr(d) for d in done if isinstance(d, BaseException)]
     if failed:
         raise RuntimeError(f"warm-up failed: {failed[:3]}")
+
+
+def machine_busy() -> tuple[int, int]:
+    with open("/proc/stat", "rb") as f:
+        values = [int(v) for v in f.readline().split()[1:]]
+    return sum(values[:8]) - values[3] - values[4], sum(values[:8])
+
+
+async def settle(limit_s: float = 90.0, busy_below: float = 0.25) -> float:
+    """Wait until the machine has been mostly idle for 3 s in a row (after the warm-up, 15 and more
+    bot processes have just loaded their models): the first measured turn must not pay for it."""
+    started = time.monotonic()
+    quiet = 0
+    while time.monotonic() - started < limit_s and quiet < 3:
+        busy0, total0 = machine_busy()
+        await asyncio.sleep(1.0)
+        busy1, total1 = machine_busy()
+        quiet = quiet + 1 if (busy1 - busy0) < busy_below * max(1, total1 - total0) else 0
+    return time.monotonic() - started
 
 
 async def compare(args: argparse.Namespace, server: Server, clips: list[Clip], texts: dict[str, str]) -> dict[str, Any]:
@@ -440,7 +482,7 @@ async def compare(args: argparse.Namespace, server: Server, clips: list[Clip], t
                 texts,
                 args,
             )
-            print("warm-up done", flush=True)
+            print(f"warm-up done; machine settled after {await settle():.1f} s", flush=True)
             levels: list[dict[str, Any]] = []
             one = argparse.Namespace(**{**vars(args), "turns": args.turns_one or len(clips)})
             for r in range(args.rounds):
@@ -661,14 +703,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "levels": run["levels"],
         }
         print("\nper system, one call (all rounds):")
-        print(
-            "  system          turns  p50    p95    max    CPU s/call-min  replies/turn  half  whole  coverage  calls"
-        )
+        print("  system          turns  p50    p95    max    CPU s/call-min  replies/turn  half  false  whole", end="")
+        print("  coverage  calls")
         for name, s in summary.items():
             o = s["one_call"]
             print(
                 f"  {name:<15} {o['turns']:>5}  {o['p50_s']}  {o['p95_s']}  {o['max_s']}  "
                 f"{o['cpu_s_per_call_minute']:>14}  {o['replies_per_turn']:>12}  {o['half_sentence_replies']:>4}  "
+                f"{o['false_starts']:>5}  "
                 f"{o['turns_answered_whole']:>3}/{o['turns']:<3} {o['mean_coverage']}  {s['capacity_calls']}"
             )
         for key, r in ratios.items():
