@@ -162,7 +162,8 @@ async def take_sample(
     asked = time.monotonic()
     runtime: dict[str, Any] | None = None
     try:
-        reply = await monitor.get("/voxline/runtime")
+        idle = phase.startswith("idle")  # the object types only when idle: the walk holds the event loop
+        reply = await monitor.get("/voxline/runtime", params={"object_types": "true"} if idle else None)
         reply.raise_for_status()
         runtime = reply.json()
     except (httpx.HTTPError, ValueError) as exc:
@@ -430,6 +431,14 @@ def name_difference(before: dict[str, Any] | None, after: dict[str, Any] | None,
     return {name: b[name] - a[name] for name in sorted(set(a) | set(b)) if b[name] != a[name]}
 
 
+def type_difference(before: dict[str, Any] | None, after: dict[str, Any] | None, top: int = 15) -> dict[str, int]:
+    """The object types (of `gc_types`) that grew most between two idle runtime samples."""
+    a = collections.Counter((before or {}).get("gc_types") or {})
+    b = collections.Counter((after or {}).get("gc_types") or {})
+    grown = sorted(((b[k] - a[k], k) for k in set(a) | set(b) if b[k] != a[k]), reverse=True)
+    return {k: d for d, k in grown[:top]}
+
+
 def verdicts(
     args: argparse.Namespace,
     state: SoakState,
@@ -473,6 +482,7 @@ def verdicts(
         "python_threads_idle_before": rt_before.get("threads"),
         "python_threads_idle_after": rt_after.get("threads"),
         "thread_names_changed": name_difference(rt_before, rt_after, "thread_names"),
+        "object_types_grown": type_difference(rt_before, rt_after),
         "gc_objects_idle_before": rt_before.get("gc_objects"),
         "gc_objects_idle_after": rt_after.get("gc_objects"),
         "calls_total": len(listed),
@@ -561,6 +571,8 @@ def print_verdicts(result: dict[str, Any]) -> None:
         print(f"  {'task_names_changed (after - before)':<40} {fig['task_names_changed']}")
     if fig["thread_names_changed"]:
         print(f"  {'thread_names_changed (after - before)':<40} {fig['thread_names_changed']}")
+    if fig["object_types_grown"]:
+        print(f"  {'object types grown (after - before)':<40} {fig['object_types_grown']}")
     if fig["problem_calls"]:
         print(f"  problem calls: {fig['problem_calls']}")
     print("\nverdicts:")

@@ -39,6 +39,9 @@ def test_runtime_figures_of_an_idle_server(api: httpx.Client) -> None:
     assert body["uptime_s"] > 0
     again = api.get("/voxline/runtime").json()
     assert again["uptime_s"] >= body["uptime_s"]
+    assert body["gc_types"] is None  # only on request: it walks every object
+    types = api.get("/voxline/runtime", params={"object_types": "true"}).json()["gc_types"]
+    assert types["dict"] > 0 and len(types) <= 40
 
 
 def test_runtime_is_not_in_the_openapi_document(api: httpx.Client) -> None:

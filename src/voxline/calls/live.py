@@ -77,6 +77,11 @@ class LiveCalls:
         self._running: dict[str, _Running] = {}
         self._pending: set[asyncio.Task[Any]] = set()
 
+    @property
+    def running(self) -> int:
+        """Conversations this process is running now."""
+        return len(self._running)
+
     def stop(self, call_id: str, reason: str = "manual_stopped") -> bool:
         """Ask a running conversation to end; False when this process does not run the call."""
         running = self._running.get(call_id)

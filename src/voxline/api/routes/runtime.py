@@ -27,6 +27,7 @@ router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RES
 _LOADED = time.monotonic()  # the app imports this module while it is built, at process start-up
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 TOP_TASK_NAMES = 20
+TOP_OBJECT_TYPES = 40
 
 
 class RuntimeResponse(BaseModel):
@@ -51,6 +52,9 @@ class RuntimeResponse(BaseModel):
     size is left out: `gc.get_freeze_count()` walks it, ~16 ms for the server's ~160k objects.)"""
     uptime_s: float
     """Seconds since the application was built."""
+    gc_types: dict[str, int] | None = None
+    """With `?object_types=true`: the 40 most common types among those objects, with counts (after a
+    full collection, so that both counts are of live objects)."""
 
 
 def _open_fds() -> int | None:
@@ -68,6 +72,13 @@ def _rss_bytes() -> int | None:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
+def _object_types() -> dict[str, int]:
+    """The most common types among the collector's objects (`?object_types=true`): what a growing
+    `gc_objects` is made of."""
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    return dict(counts.most_common(TOP_OBJECT_TYPES))
+
+
 def _thread_group(name: str) -> str:
     return re.sub(r"[_-]\d+$", "", name)
 
@@ -78,12 +89,14 @@ def _task_name(task: "asyncio.Task[object]") -> str:
 
 
 @router.get("/voxline/runtime", response_model=RuntimeResponse, include_in_schema=False)
-async def runtime(request: Request) -> Response:
+async def runtime(request: Request, object_types: bool = False) -> Response:
     """Tasks, threads, descriptors, memory and live calls of this process.
 
     `gc_objects` walks the collector's lists: O(tracked objects), about 1 ms on an idle server whose
     start-up objects are frozen, more under load. Fine for an operator's or a benchmark's occasional
     look (it holds the event loop meanwhile), not for a tight poll."""
+    if object_types:  # count what is alive, not cyclic garbage the collector has not reached yet
+        gc.collect()
     tasks = asyncio.all_tasks()
     names = collections.Counter(_task_name(t) for t in tasks)
     body = RuntimeResponse(
@@ -93,9 +106,9 @@ async def runtime(request: Request) -> Response:
         thread_names=dict(collections.Counter(_thread_group(t.name) for t in threading.enumerate()).most_common()),
         open_fds=_open_fds(),
         rss_bytes=_rss_bytes(),
-        # LiveCalls keeps its registry private and offers no count; a read of its size changes nothing.
-        live_calls=len(get_services(request).live._running),
+        live_calls=get_services(request).live.running,
         gc_objects=len(gc.get_objects()),
         uptime_s=round(time.monotonic() - _LOADED, 3),
+        gc_types=_object_types() if object_types else None,
     )
     return Response(content=body.model_dump_json(), media_type="application/json")
