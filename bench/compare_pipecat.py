@@ -28,7 +28,8 @@ the agent talks. Correctness, from the instant LLM's own log of every request (t
 text it answered): replies = ``agent_start_talking`` events in the turn; a turn is answered
 *whole* when it got exactly one reply and the reply's LLM request came after the caller's end of
 speech. A reply heard (its ``agent_start_talking``) answers the latest request made before it;
-when that request came before the caller's end of speech, the reply answered part of the
+when that request came before the caller's end of speech, or the system asked again later in the
+same turn with more of the utterance, the reply answered part of the
 utterance: a *false start* when the caller going on cut it within 0.5 s of audio and a later
 reply answered everything (the agent says a syllable and yields), else a *half* reply. An early
 request superseded before any of its reply was heard costs an LLM call but nothing the caller
@@ -288,7 +289,11 @@ async def run_call(
             before = [(at, text) for at, text in requests if at <= start]
             if before:
                 played.append(before[-1])
-                if before[-1][0] < turn.speech_end:
+                asked_at = before[-1][0]
+                # Part of the utterance: asked before the caller's end of speech, or the system
+                # itself asked again later in the turn with more of it (Pipecat's segmented STT
+                # ends the turn after the speech but on the first segment's text: pitfall 2).
+                if asked_at < turn.speech_end or any(at > asked_at for at, _text in requests):
                     early.append(heard_s(caller, start, until))
         # A reply to part of the utterance: a false start when the caller going on cut it within
         # FALSE_START_S (a syllable or two) and a later reply answered everything; else a half reply.
