@@ -265,17 +265,6 @@ class PipecatBots:
 # --- self-check -------------------------------------------------------------------------------------
 
 
-def speech_end_s(pcm: bytes) -> float:
-    """End of the last Silero speech segment (faster_whisper.vad, no padding), as bench/voice.py does."""
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
-
-    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
-    segments = get_speech_timestamps(audio, VadOptions(speech_pad_ms=0, min_silence_duration_ms=100))
-    if not segments:
-        return len(audio) / RATE
-    return float(segments[-1]["end"]) / RATE
-
-
 def rms(audio: bytes) -> float:
     samples = np.frombuffer(audio[: len(audio) // 2 * 2], dtype="<i2").astype(np.float32)
     return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
@@ -416,6 +405,8 @@ def main() -> None:
     print(f"logs in {log_root}", flush=True)
     python = ensure_peer_venv()
     pcm = CHECK_CLIP.read_bytes()
+    from voice import speech_end_s  # the benchmarks' one definition of the end of speech (bench/ is on sys.path)
+
     end_s = speech_end_s(pcm)
     print(f"clip {CHECK_CLIP.name}: {len(pcm) / 2 / RATE:.2f} s, speech ends at {end_s:.2f} s", flush=True)
     problems = asyncio.run(run_check(python, pcm, end_s, log_root))
