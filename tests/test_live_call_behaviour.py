@@ -229,7 +229,9 @@ async def test_caller_barging_in_cuts_the_agent_off_within_300_ms(live_server: S
     assert request["response_id"] == 1
     assert said_by(request["transcript"])[0] == ("agent", cut["content"]), request["transcript"]
     assert request["transcript"][1]["role"] == "user"
-    assert {"nearest", "branch"} <= words(request["transcript"][1]["content"]), request["transcript"]
+    # ASR may inflect a word ("branches"): each asked-for word must begin a word that was heard.
+    heard = words(request["transcript"][1]["content"])
+    assert all(any(w.startswith(stem) for w in heard) for stem in ("nearest", "branch")), request["transcript"]
     user_turn = [m for m in llm.of("update_only") if m.get("turntaking") == "user_turn"]
     assert user_turn and said_by(user_turn[0]["transcript"]) == [("agent", cut["content"])], user_turn
 
