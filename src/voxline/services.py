@@ -12,6 +12,7 @@ from voxline.calls.live import LiveCalls
 from voxline.calls.service import CallService
 from voxline.calls.tokens import AccessTokens
 from voxline.clock import Clock, SystemClock
+from voxline.heap import HeapTrimmer
 from voxline.keys import ApiKeys, webhook_key
 from voxline.llm.openai_chat import OpenAiChat
 from voxline.llm.retell_llm import RetellLlmOptions
@@ -42,6 +43,7 @@ class Services:
     webhooks: WebhookDispatcher = field(init=False)
     after_call: AfterCall = field(init=False)
     live: "LiveCalls" = field(init=False)
+    heap: HeapTrimmer = field(init=False)
     _speech: "SpeechProviders | None" = field(default=None, init=False)
     _speech_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _retell_llm: RetellLlmOptions | None = field(default=None, init=False)
@@ -66,6 +68,7 @@ class Services:
         self.after_call = AfterCall(
             self.calls, self.objects, self.webhooks, self.analysis_settings, default_webhook_url=s.webhook_url
         )
+        self.heap = HeapTrimmer(s.malloc_trim_interval_s)
         self.live = LiveCalls(
             self.calls,
             self.speech,
@@ -73,6 +76,7 @@ class Services:
             self.retell_llm_options,
             self.after_call,
             s.data_dir / "tmp" / "recordings",
+            on_call_over=self.heap.request,
         )
         self.calls.live_stop = self.live.stop
         self.calls.live_control = self.live.control
@@ -155,6 +159,7 @@ class Services:
         await upgrade_to_head(self.db)
 
     async def close(self) -> None:
+        await self.heap.close()
         if self._retell_llm is not None and self._retell_llm.chat is not None:
             await self._retell_llm.chat.aclose()
         await self._outbound.aclose()

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     asr_window_min_s: float = Field(default=8.0, ge=1.0, le=30.0, description="Shortest encoder window (s).")
     asr_window_margin_s: float = Field(default=2.0, ge=0.0, le=30.0, description="Window beyond the utterance (s).")
     asr_beam_size: int = Field(default=5, ge=1, le=10, description="Whisper beam width (1 = greedy).")
+    malloc_trim_interval_s: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="After a call ends, give the memory the C allocator freed back to the OS (glibc `malloc_trim`), "
+        "at most once per this many seconds; 0: never. Without it a busy server's RSS creeps up for hours with "
+        "memory it no longer uses (bench/NOTES.md, soak).",
+    )
     tts_workers: int = Field(
         default=2, ge=1, description="Piper TTS worker processes (each speaks one text at a time, 1 CPU thread)."
     )

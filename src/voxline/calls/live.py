@@ -67,6 +67,7 @@ class LiveCalls:
         retell_options: Callable[[], RetellLlmOptions],
         after: AfterCall,
         recordings_dir: Path,
+        on_call_over: Callable[[], None] = lambda: None,
     ) -> None:
         self._calls = calls
         self._speech = speech
@@ -74,6 +75,7 @@ class LiveCalls:
         self._retell_options = retell_options
         self._after = after
         self._recordings_dir = recordings_dir
+        self._on_call_over = on_call_over
         self._running: dict[str, _Running] = {}
         self._pending: set[asyncio.Task[Any]] = set()
 
@@ -156,6 +158,7 @@ class LiveCalls:
         finally:
             self._running.pop(record.call_id, None)
             await self._after.ended(record, reason, captured)
+            self._on_call_over()  # housekeeping (the heap trim) once the call's buffers are freed
         return reason
 
     def _transcript_updated(

@@ -75,6 +75,8 @@ class RuntimeResponse(BaseModel):
     `free_bytes` (and RSS). Python's small objects live in pymalloc's own mmap'ed arenas, not here."""
     heap_trims: int = 0
     """Times the server gave the C heap's free memory back to the OS (`VOXLINE_MALLOC_TRIM_INTERVAL_S`)."""
+    heap_trim_seconds: float = 0.0
+    """The time those trims took, in all."""
     gc_types: dict[str, int] | None = None
     """With `?object_types=true`: the 40 most common types among those objects, with counts (after a
     full collection, so that both counts are of live objects)."""
@@ -170,6 +172,7 @@ async def runtime(request: Request, object_types: bool = False) -> Response:
         uptime_s=round(time.monotonic() - _LOADED, 3),
         malloc=_malloc_stats(),
         heap_trims=get_services(request).heap.trims,
+        heap_trim_seconds=round(get_services(request).heap.trim_seconds, 4),
         gc_types=_object_types() if object_types else None,
     )
     return Response(content=body.model_dump_json(), media_type="application/json")
