@@ -6,12 +6,13 @@ What it does, in one run:
   `--env` settings) and the instant LLM WebSocket server of bench/voice.py, and creates one
   custom-LLM piper-joe agent on it;
 * warms up with a round of `--warmup-calls` calls at once (default: as many as `--calls`; two turns
-  each, all saying the same clips at the same moments), waits until the server is idle and takes
-  the first sample: the idle baseline. One call would not do: the server's thread pools (database
-  reads and their SQLite connections, VAD, Whisper) grow lazily, a thread only when work arrives
-  while every thread is busy, and each new thread brings its own malloc arena and buffers (tens of
-  MB for Whisper's). A baseline after a single call would count that bounded growth as a leak of
-  threads, fds and memory;
+  each, all saying the same clips at the same moments), then with `--warmup-minutes` (default 5)
+  of the same load as the soak, waits until the server is idle and takes the first sample: the idle
+  baseline. A baseline after a single call would count bounded growth as a leak: the server's
+  thread pools (database reads, VAD, Whisper) grow a thread only when work arrives while every
+  thread is busy, each thread brings its own malloc arena and buffers, and the first minutes under
+  load raise the memory to a plateau (the 30-minute run of 06:34 stepped up 100 MB in its first
+  2.5 minutes after a one-round warm-up);
 * keeps `--calls` call slots busy for `--minutes` (default 6 = half of the measured capacity of the
   2-core reference machine, 30 minutes). Each slot runs one simulated caller of bench/voice.py (a
   v3 web call, real-time 20 ms PCM16 frames of recorded and synthesised speech) for `--turns`
@@ -33,18 +34,21 @@ Pass criteria, the definition of "no leaks" used here:
 * asyncio tasks: the idle server after the run has at most 2 more than the idle baseline;
 * open file descriptors: likewise, at most 2 more;
 * every call listed by the API has call_status "ended" and a non-empty disconnection_reason;
-* no memory growth: the server process's RSS grows by less than 5 MB per 10 minutes over the
-  second half of the load, and the final idle RSS is less than 50 MB above the idle baseline. The
-  slope is the least-squares slope over the samples taken in the second half, each sample counting
-  with the lowest RSS of its interval: under load RSS swings by tens of MB within seconds (audio
-  and Whisper buffers are allocated and freed per turn), which would swamp a 5 MB trend, while a
-  leak raises the floor that the swings start from. The first half is left out of the slope because
-  the first minutes under load raise RSS to a plateau that is not a leak: allocator arenas
-  (pymalloc, glibc's per-thread malloc arenas), ONNX Runtime and CTranslate2 work buffers sized by
-  the longest inputs seen, the database's connection pool and page cache, and per-call buffers of
-  as many calls as have overlapped so far. A leak grows with the calls served, so it shows as a
-  steady slope after that plateau; the 50 MB bound on the final growth catches a large one-off
-  retention that the slope would not see.
+* no memory growth, three ways:
+  - the C heap in use (glibc's `mallinfo2`, from the runtime route) at idle after the load is less
+    than 10 MB above the idle baseline: what C code (Whisper, ONNX Runtime, numpy buffers) still
+    holds. Python's own objects are compared by type at idle (`?object_types=true`, after a full
+    collection), not judged;
+  - the server process's RSS grows by less than 5 MB per 10 minutes over the second half of the
+    load: the least-squares slope over the samples taken in the second half, each counting with the
+    lowest RSS of its interval (under load RSS swings by tens of MB within seconds as audio and
+    Whisper buffers come and go, which would swamp a 5 MB trend, while a leak raises the floor the
+    swings start from);
+  - the final idle RSS is less than 50 MB above the idle baseline: a large one-off retention the
+    slope would not see.
+  RSS can grow with no leak at all: memory freed in C stays in glibc's arenas (`malloc.free_bytes`)
+  unless it is trimmed; the server trims after calls (`VOXLINE_MALLOC_TRIM_INTERVAL_S`), and
+  `--env VOXLINE_MALLOC_TRIM_INTERVAL_S=0` shows the difference.
 
 Threads and the children's RSS are reported but not judged.
 
@@ -52,6 +56,7 @@ Run (from the repository root):
     .venv/bin/python bench/soak.py                                    # 6 calls, 30 minutes, 4 turns
     .venv/bin/python bench/soak.py --calls 2 --minutes 2 --turns 2 --sample-every 20 --out /tmp/soak.json
     .venv/bin/python bench/soak.py --env MALLOC_ARENA_MAX=2             # server env (settings, allocator)
+    .venv/bin/python bench/soak.py --minutes 60 --out bench/results/soak-60min.json
 
 Results go to bench/results/soak.json (--out). Ctrl-C stops the calls and the servers, writes what
 was sampled so far (marked "interrupted") and removes the data dir. The exit code is 0 when every
@@ -104,6 +109,7 @@ MAX_TASK_GROWTH = 2
 MAX_FD_GROWTH = 2
 MAX_SLOPE_MB_PER_10_MIN = 5.0
 MAX_FINAL_GROWTH_MB = 50.0
+MAX_HEAP_GROWTH_MB = 10.0
 
 
 # --- what the run keeps -------------------------------------------------------------------------------
@@ -120,6 +126,7 @@ class SoakState:
     call_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     late_client_frames: int = 0
+    warm_load: dict[str, Any] = field(default_factory=dict)  # what the warm-up load did (--warmup-minutes)
     turns: list[TurnResult] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     taken: int = 0  # turns already counted in a sample
@@ -213,11 +220,31 @@ def format_sample(s: dict[str, Any]) -> str:
         f"({s['rss_floor_mb']:.0f}-{s['rss_peak_mb']:.0f}; children {s['rss']['children_mb']:5.1f})  "
         f"tasks {rt.get('asyncio_tasks', '-')}  fds {s['proc']['fds']}  "
         f"threads {s['proc']['threads']}  live {rt.get('live_calls', '-')}  gc {rt.get('gc_objects', '-')}  "
+        f"heap {heap_text(rt.get('malloc'))} trims {rt.get('heap_trims', '-')}  "
         f"calls {s['calls_started']}/{s['calls_ended']} started/ended"
         + (f" ({s['calls_failed']} failed)" if s["calls_failed"] else "")
         + f"  turns {t['turns']} p50 {f(t['p50_s'])} p95 {f(t['p95_s'])} missed {t['missed_replies']} "
         f"gaps {t['turns_with_gaps']}  CPU {'-' if cpu is None else f'{cpu:.0f}%'}  runtime {s['runtime_ms']:.0f} ms"
     )
+
+
+def heap_mb(runtime: dict[str, Any] | None, key: str) -> float | None:
+    """`malloc.<key>` of a runtime sample in MB (None where the server could not tell)."""
+    heap = (runtime or {}).get("malloc") or {}
+    return None if heap.get(key) is None else round(heap[key] / 1e6, 1)
+
+
+def trim_ms_mean(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Mean time of the heap trims between two runtime samples (ms)."""
+    trims = (after.get("heap_trims") or 0) - (before.get("heap_trims") or 0)
+    seconds = (after.get("heap_trim_seconds") or 0.0) - (before.get("heap_trim_seconds") or 0.0)
+    return round(1000 * seconds / trims, 2) if trims else None
+
+
+def heap_text(heap: dict[str, Any] | None) -> str:
+    if not heap:
+        return "-"
+    return f"{heap['in_use_bytes'] / 1e6:.0f}+{heap['free_bytes'] / 1e6:.0f} free MB"
 
 
 # --- the calls ----------------------------------------------------------------------------------------
@@ -316,6 +343,64 @@ async def list_all_calls(monitor: httpx.AsyncClient, page_size: int = 1000) -> l
         body["pagination_key"] = page[-1]["call_id"]
 
 
+async def sample_until(
+    done: asyncio.Event,
+    phase: str,
+    state: SoakState,
+    server: Server,
+    monitor: httpx.AsyncClient,
+    t0: float,
+    every: float,
+) -> None:
+    """A sample every `every` seconds until `done` is set."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                await done.wait()
+        if not done.is_set():
+            await take_sample(phase, state, server, monitor, t0)
+
+
+async def warm_load(
+    args: argparse.Namespace,
+    state: SoakState,
+    server: Server,
+    monitor: httpx.AsyncClient,
+    t0: float,
+    base: str,
+    headers: dict[str, str],
+    ws_url: str,
+    agent_id: str,
+    clips: list[Clip],
+) -> None:
+    """`--warmup-minutes` of the same load as the soak, before the baseline: the first minutes under load
+    raise RSS to a plateau (allocator arenas, the models' work buffers, per-call buffers of as many calls as
+    have overlapped), which a baseline taken after one round of calls would count as growth. Its calls are
+    checked for an end like the others; its turns and samples are reported apart (phase "warm")."""
+    state.started = time.monotonic()
+    done = asyncio.Event()
+    sampling = asyncio.create_task(sample_until(done, "warm", state, server, monitor, t0, args.sample_every))
+    try:
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
+            deadline = state.started + args.warmup_minutes * 60
+            await asyncio.gather(
+                *(call_slot(i, deadline, http, ws_url, agent_id, clips, args, state) for i in range(args.calls))
+            )
+    finally:
+        done.set()
+        await sampling
+    state.warm_load = {
+        "minutes": args.warmup_minutes,
+        "calls_started": state.calls_started,
+        "calls_failed": state.calls_failed,
+        "turns": turn_stats(state.turns),
+        "errors_so_far": len(state.errors),
+    }
+    print(f"warm-up load: {state.warm_load}", flush=True)
+    state.calls_started = state.calls_ended = state.calls_failed = state.late_client_frames = 0
+    state.turns, state.taken = [], 0
+
+
 async def run_soak(args: argparse.Namespace, server: Server, clips: list[Clip], state: SoakState) -> dict[str, Any]:
     llm = InstantLlm("")
     await llm.start()
@@ -350,6 +435,8 @@ async def run_soak(args: argparse.Namespace, server: Server, clips: list[Clip], 
                 flush=True,
             )
             rss_poller = asyncio.create_task(poll_rss(server.pid, state, t0))
+            if args.warmup_minutes > 0:
+                await warm_load(args, state, server, monitor, t0, base, headers, ws_url, agent_id, clips)
             await wait_until_idle(monitor, 60)
             await asyncio.sleep(args.idle)  # past uvicorn's 5 s keep-alive: the warm-up connection is gone
             state.cpu = TreeCpu.take(server.pid)
@@ -358,16 +445,9 @@ async def run_soak(args: argparse.Namespace, server: Server, clips: list[Clip], 
             state.started = time.monotonic()
             deadline = state.started + args.minutes * 60
             stop_sampling = asyncio.Event()
-
-            async def sampler() -> None:
-                while not stop_sampling.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(args.sample_every):
-                            await stop_sampling.wait()
-                    if not stop_sampling.is_set():
-                        await take_sample("load", state, server, monitor, t0)
-
-            sampling = asyncio.create_task(sampler())
+            sampling = asyncio.create_task(
+                sample_until(stop_sampling, "load", state, server, monitor, t0, args.sample_every)
+            )
             try:
                 async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
                     await asyncio.gather(
@@ -456,6 +536,9 @@ def verdicts(
     points_slope = slope_mb_per_10_min([(s["t_s"], s["rss"]["server_mb"]) for s in load if s["t_s"] >= half])
     every_second = slope_mb_per_10_min([(t, mb) for t, mb in state.rss_series if half <= t <= load_end_t])
     growth = round(after["rss"]["server_mb"] - before["rss"]["server_mb"], 1)
+    heap_before, heap_after = heap_mb(rt_before, "in_use_bytes"), heap_mb(rt_after, "in_use_bytes")
+    heap_growth = None if heap_before is None or heap_after is None else round(heap_after - heap_before, 1)
+    heap_floor = [(s["t_s"], heap_mb(s["runtime"], "in_use_bytes")) for s in load if s["t_s"] >= half]
     children_growth = round(after["rss"]["children_mb"] - before["rss"]["children_mb"], 1)
     not_ended = [c for c in listed if c.get("call_status") != "ended"]
     no_reason = [c for c in listed if not c.get("disconnection_reason")]
@@ -471,6 +554,19 @@ def verdicts(
         "memory_slope_of_point_readings": points_slope,  # the same samples' RSS at the instant: noisy
         "memory_slope_of_1s_readings": every_second,
         "rss_peak_mb_under_load": max((s["rss_peak_mb"] for s in load), default=None),
+        "rss_idle_before_mb": before["rss"]["server_mb"],
+        "rss_idle_after_mb": after["rss"]["server_mb"],
+        "heap_in_use_mb_idle_before": heap_before,
+        "heap_in_use_mb_idle_after": heap_after,
+        "heap_in_use_growth_mb": heap_growth,
+        "heap_free_mb_idle_before": heap_mb(rt_before, "free_bytes"),
+        "heap_free_mb_idle_after": heap_mb(rt_after, "free_bytes"),
+        "heap_in_use_slope_mb_per_10_min_second_half": slope_mb_per_10_min(
+            [(t, mb) for t, mb in heap_floor if mb is not None]
+        ),
+        "heap_trims_during_load": (rt_after.get("heap_trims") or 0) - (rt_before.get("heap_trims") or 0),
+        "heap_trim_ms_mean": trim_ms_mean(rt_before, rt_after),
+        "warm_load": state.warm_load,
         "children_memory_growth_mb": children_growth,
         "tasks_idle_before": rt_before.get("asyncio_tasks"),
         "tasks_idle_after": rt_after.get("asyncio_tasks"),
@@ -526,6 +622,11 @@ def verdicts(
             f"{len(second_half)} samples",
             "passed": slope is not None and slope < MAX_SLOPE_MB_PER_10_MIN,
         },
+        "heap_in_use_growth": {
+            "criterion": f"idle server's C heap in use (mallinfo2) after - before < {MAX_HEAP_GROWTH_MB} MB",
+            "value": f"{heap_growth} MB ({heap_before} -> {heap_after})",
+            "passed": heap_growth is not None and heap_growth < MAX_HEAP_GROWTH_MB,
+        },
         "memory_final_growth": {
             "criterion": f"idle server RSS after - before < {MAX_FINAL_GROWTH_MB} MB",
             "value": f"{growth} MB",
@@ -540,6 +641,16 @@ def print_verdicts(result: dict[str, Any]) -> None:
     print("\nsoak figures:")
     for key in (
         "memory_growth_mb",
+        "rss_idle_before_mb",
+        "rss_idle_after_mb",
+        "heap_in_use_growth_mb",
+        "heap_in_use_mb_idle_before",
+        "heap_in_use_mb_idle_after",
+        "heap_free_mb_idle_before",
+        "heap_free_mb_idle_after",
+        "heap_in_use_slope_mb_per_10_min_second_half",
+        "heap_trims_during_load",
+        "heap_trim_ms_mean",
         "memory_slope_mb_per_10_min_second_half",
         "memory_slope_stderr",
         "memory_slope_of_point_readings",
@@ -594,6 +705,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--warmup-calls", type=int, default=None, help="calls of the warm-up round, at once (default: --calls)"
     )
+    parser.add_argument(
+        "--warmup-minutes",
+        type=float,
+        default=5.0,
+        help="minutes of the same load before the idle baseline, to reach the memory plateau (default 5; 0: none)",
+    )
     parser.add_argument("--idle", type=float, default=10.0, help="idle wait before the idle samples (s, default 10)")
     parser.add_argument("--lead", type=float, default=1.0, help="silence after joining before turn 1 (s)")
     parser.add_argument("--stagger", type=float, default=3.0, help="spread of the slots' first calls (s)")
@@ -645,6 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "max_fd_growth": MAX_FD_GROWTH,
             "max_slope_mb_per_10_min": MAX_SLOPE_MB_PER_10_MIN,
             "max_final_growth_mb": MAX_FINAL_GROWTH_MB,
+            "max_heap_growth_mb": MAX_HEAP_GROWTH_MB,
         },
     }
     code = 1
