@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from voxline.heap import HeapTrimmer, trim_heap
+from voxline.heap import HeapTrimmer, heap_stats, trim_heap
 
 glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
 
@@ -76,3 +76,17 @@ async def test_close_cancels_a_waiting_trim() -> None:
     await trimmer.close()
     assert trimmer.trims == 1
     assert not [t for t in asyncio.all_tasks() if t.get_name() == "heap-trim"]
+
+
+@glibc_only
+def test_malloc_figures_follow_a_c_allocation_and_its_release() -> None:
+    before = heap_stats()
+    assert before is not None
+    block = ctypes.create_string_buffer(64 * 1024 * 1024)  # malloc'ed (mmap'ed at this size)
+    held = heap_stats()
+    assert held is not None
+    assert held.in_use_bytes - before.in_use_bytes >= 64 * 1024 * 1024, (before, held)
+    del block
+    after = heap_stats()
+    assert after is not None
+    assert held.in_use_bytes - after.in_use_bytes >= 64 * 1024 * 1024, (held, after)

@@ -10,7 +10,8 @@ the process's RSS with it. `malloc_trim(0)` hands every whole free page in every
 (madvise), so the RSS of a long-running server follows what it uses.
 
 Trimming locks each arena while it walks it (milliseconds), so it runs in a worker thread, at most
-once per `interval_s`, a little after a call ends. Elsewhere than glibc it does nothing.
+once per `interval_s`, a little after a call ends. `heap_stats` (glibc's `mallinfo2`) tells memory
+in use from memory freed and kept, for `GET /voxline/runtime`. Elsewhere than glibc both do nothing.
 """
 
 import asyncio
@@ -22,28 +23,68 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc with `malloc_trim` and `mallinfo2` (2.33+), else None."""
     name = ctypes.util.find_library("c")
     if not name or not sys.platform.startswith("linux"):
         return None
     try:
-        function = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # a C library without it (musl)
+        libc = ctypes.CDLL(name)
+        libc.malloc_trim.restype = ctypes.c_int
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        libc.mallinfo2.restype = _MallInfo2
+        libc.mallinfo2.argtypes = []
+    except (OSError, AttributeError):  # musl, or a glibc older than 2.33
         return None
-    function.restype = ctypes.c_int
-    function.argtypes = [ctypes.c_size_t]
-    return function  # type: ignore[no-any-return]
+    return libc
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+@dataclass(frozen=True)
+class HeapStats:
+    """glibc's `mallinfo2()` summed over its arenas, in bytes."""
+
+    in_use_bytes: int
+    """Allocated and not freed (`uordblks` + `hblkhd`): what the process's C code holds."""
+    free_bytes: int
+    """Freed but kept in the arenas (`fordblks`); pages given back by a trim still count here."""
+    mmap_bytes: int
+    """Of `in_use_bytes`, the large blocks served by their own mmap (`hblkhd`), returned on free."""
+    arena_bytes: int
+    """Obtained from the system for the arenas (`arena`)."""
+
+
+def heap_stats() -> HeapStats | None:
+    """One `mallinfo2()` call (it locks each arena in turn and walks its free lists: well under a
+    millisecond here); None where the C library is not glibc 2.33+."""
+    libc = _glibc()
+    if libc is None:
+        return None
+    info = libc.mallinfo2()
+    return HeapStats(
+        in_use_bytes=info.uordblks + info.hblkhd,
+        free_bytes=info.fordblks,
+        mmap_bytes=info.hblkhd,
+        arena_bytes=info.arena,
+    )
 
 
 def trim_heap() -> bool:
     """`malloc_trim(0)` now, in the calling thread; True when memory was given back."""
-    function = _malloc_trim()
-    return bool(function and function(0))
+    libc = _glibc()
+    return bool(libc and libc.malloc_trim(0))
 
 
 def _timed_trim() -> float:
@@ -67,7 +108,7 @@ class HeapTrimmer:
 
     @property
     def enabled(self) -> bool:
-        return self._interval_s > 0 and _malloc_trim() is not None
+        return self._interval_s > 0 and _glibc() is not None
 
     def request(self) -> None:
         """Trim soon: now if the last trim is `interval_s` old, else when it will be. Requests while one

@@ -8,9 +8,7 @@ part of Retell's API; left out of the OpenAPI document like the console's other 
 import asyncio
 import collections
 import contextlib
-import ctypes
-import ctypes.util
-import functools
+import dataclasses
 import gc
 import os
 import re
@@ -24,6 +22,7 @@ from pydantic import BaseModel
 
 from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES
+from voxline.heap import heap_stats
 
 router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Server"])
 
@@ -39,7 +38,7 @@ class MallocStats(BaseModel):
     in_use_bytes: int
     """Allocated and not freed (`uordblks` + `hblkhd`): what the process's C code holds."""
     free_bytes: int
-    """Freed but kept by the allocator in its arenas (`fordblks`), resident wherever touched."""
+    """Freed but kept in the arenas (`fordblks`); pages given back by a trim still count here."""
     mmap_bytes: int
     """Of `in_use_bytes`, the large blocks served by their own mmap (`hblkhd`), returned on free."""
     arena_bytes: int
@@ -82,40 +81,9 @@ class RuntimeResponse(BaseModel):
     full collection, so that both counts are of live objects)."""
 
 
-_MALLINFO2_FIELDS = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (*_MALLINFO2_FIELDS, "keepcost")]
-
-
-@functools.cache
-def _mallinfo2() -> "ctypes._CFuncPtr | None":
-    name = ctypes.util.find_library("c")
-    if not name or not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(name).mallinfo2
-    except (OSError, AttributeError):  # not glibc, or glibc older than 2.33
-        return None
-    function.restype = _MallInfo2
-    function.argtypes = []
-    return function  # type: ignore[no-any-return]
-
-
 def _malloc_stats() -> MallocStats | None:
-    """One `mallinfo2()` call: it locks each arena in turn and walks its free lists (well under a
-    millisecond on this server, more when the heap is badly fragmented)."""
-    function = _mallinfo2()
-    if function is None:
-        return None
-    info = function()
-    return MallocStats(
-        in_use_bytes=info.uordblks + info.hblkhd,
-        free_bytes=info.fordblks,
-        mmap_bytes=info.hblkhd,
-        arena_bytes=info.arena,
-    )
+    stats = heap_stats()
+    return None if stats is None else MallocStats(**dataclasses.asdict(stats))
 
 
 def _open_fds() -> int | None:
