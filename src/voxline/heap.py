@@ -122,9 +122,9 @@ class HeapTrimmer:
         self._last = self._clock()
         try:
             self.trim_seconds += await asyncio.to_thread(_timed_trim)
-        except Exception:  # never let housekeeping fail anything; say so once per failure
+            self.trims += 1
+        except Exception:  # housekeeping must never fail a call: log it and go on
             log.exception("malloc_trim failed")
-        self.trims += 1
 
     async def close(self) -> None:
         """Cancel a trim that is still waiting (server shut-down)."""

@@ -8,7 +8,6 @@ part of Retell's API; left out of the OpenAPI document like the console's other 
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import gc
 import os
 import re
@@ -22,7 +21,7 @@ from pydantic import BaseModel
 
 from voxline.api.auth import ApiKeyDep, StorableUrlDep, get_services
 from voxline.api.wire import ERROR_RESPONSES
-from voxline.heap import heap_stats
+from voxline.heap import HeapStats, heap_stats
 
 router = APIRouter(dependencies=[ApiKeyDep, StorableUrlDep], responses=ERROR_RESPONSES, tags=["Server"])
 
@@ -30,19 +29,6 @@ _LOADED = time.monotonic()  # the app imports this module while it is built, at 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 TOP_TASK_NAMES = 20
 TOP_OBJECT_TYPES = 40
-
-
-class MallocStats(BaseModel):
-    """`mallinfo2()` of glibc, in bytes."""
-
-    in_use_bytes: int
-    """Allocated and not freed (`uordblks` + `hblkhd`): what the process's C code holds."""
-    free_bytes: int
-    """Freed but kept in the arenas (`fordblks`); pages given back by a trim still count here."""
-    mmap_bytes: int
-    """Of `in_use_bytes`, the large blocks served by their own mmap (`hblkhd`), returned on free."""
-    arena_bytes: int
-    """Obtained from the system for the arenas (`arena`: sbrk'ed main heap plus the threads' heaps)."""
 
 
 class RuntimeResponse(BaseModel):
@@ -67,7 +53,7 @@ class RuntimeResponse(BaseModel):
     size is left out: `gc.get_freeze_count()` walks it, ~16 ms for the server's ~160k objects.)"""
     uptime_s: float
     """Seconds since the application was built."""
-    malloc: MallocStats | None = None
+    malloc: HeapStats | None = None
     """The C heap as glibc's allocator sees it (`mallinfo2`, summed over its arenas); null where the
     C library is not glibc 2.33 or later. Tells memory the process still uses from memory it freed but
     the allocator keeps: a leak grows `in_use_bytes`, fragmentation and retention grow only
@@ -79,11 +65,6 @@ class RuntimeResponse(BaseModel):
     gc_types: dict[str, int] | None = None
     """With `?object_types=true`: the 40 most common types among those objects, with counts (after a
     full collection, so that both counts are of live objects)."""
-
-
-def _malloc_stats() -> MallocStats | None:
-    stats = heap_stats()
-    return None if stats is None else MallocStats(**dataclasses.asdict(stats))
 
 
 def _open_fds() -> int | None:
@@ -138,7 +119,7 @@ async def runtime(request: Request, object_types: bool = False) -> Response:
         live_calls=get_services(request).live.running,
         gc_objects=len(gc.get_objects()),
         uptime_s=round(time.monotonic() - _LOADED, 3),
-        malloc=_malloc_stats(),
+        malloc=heap_stats(),
         heap_trims=get_services(request).heap.trims,
         heap_trim_seconds=round(get_services(request).heap.trim_seconds, 4),
         gc_types=_object_types() if object_types else None,
