@@ -387,6 +387,25 @@ async def test_the_llm_closing_its_socket_with_1000_hangs_up(live_server: Server
     assert said_by(ended["transcript_object"]) == [("agent", GREETING)], ended["transcript_object"]
 
 
+async def test_an_ended_call_gives_the_memory_it_freed_back(live_server: ServerProcess) -> None:
+    """After a call the server trims the C heap (at most every 5 s): `heap_trims` goes up."""
+
+    async def trims() -> int:
+        async with api_client(live_server) as api:
+            return int((await api.get("/voxline/runtime")).json()["heap_trims"])
+
+    async def close_normally(llm: ScriptedLlm, ws: ServerConnection) -> None:
+        await ws.close(1000, "bye")
+
+    before = await trims()
+    await run_until_the_llm_fails(live_server, close_normally)
+    for _ in range(75):  # 15 s
+        if await trims() > before:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no heap trim after the call ended ({before} before)")
+
+
 async def test_an_llm_lost_mid_call_that_refuses_reconnects_ends_with_lost_connection(
     live_server: ServerProcess,
 ) -> None:
