@@ -94,6 +94,7 @@ from voice import (
     read_wav,
     rss_mb,
     speech_end_s,
+    split_results,
     to_pcm16,
 )
 
@@ -373,15 +374,8 @@ async def run_level(
         a, b = before[pid], after[pid]
         cpu_s += (b.main_thread - a.main_thread) + (b.other_threads - a.other_threads) + (b.children - a.children)
     wall = max(b.wall for b in after.values()) - min(a.wall for a in before.values())
-    turns: list[Turn] = []
-    calls: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for res in results:
-        if isinstance(res, BaseException):
-            errors.append(repr(res))
-            continue
-        turns.extend(res[0])
-        calls.append(res[1])
+    turns: list[Turn]
+    turns, calls, errors = split_results(results)
     for t in turns:
         t.level = n
     call_minutes = sum(c["duration_s"] for c in calls) / 60

@@ -76,7 +76,7 @@ import wave
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -722,6 +722,26 @@ async def run_caller(
 # --- levels, statistics -------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+def split_results(
+    results: Sequence[tuple[list[T], dict[str, Any]] | BaseException],
+) -> tuple[list[T], list[dict[str, Any]], list[str]]:
+    """The turns, call summaries and errors of callers run with `gather(..., return_exceptions=True)`,
+    each caller returning (its turns, its call summary)."""
+    turns: list[T] = []
+    calls: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for res in results:
+        if isinstance(res, BaseException):
+            errors.append(repr(res))
+            continue
+        turns.extend(res[0])
+        calls.append(res[1])
+    return turns, calls, errors
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """Nearest rank."""
     if not values:
@@ -781,15 +801,7 @@ async def run_level(
     if prober is not None:
         await prober
     after = TreeCpu.take(server.pid)
-    turns: list[TurnResult] = []
-    calls: list[dict[str, Any]] = []
-    errors: list[str] = []
-    for res in results:
-        if isinstance(res, BaseException):
-            errors.append(repr(res))
-            continue
-        turns.extend(res[0])
-        calls.append(res[1])
+    turns, calls, errors = split_results(results)
     for call in calls:
         requests = llm.log.requests.get(call["call_id"], [])
         call["llm_requests"] = len(requests)
