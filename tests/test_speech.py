@@ -62,7 +62,10 @@ _WORD_FIXES = {"mr": "mister", "mrs": "missus", "dr": "doctor"}
 
 
 def words_of(text: str) -> list[str]:
+    """Lower-case words for WER; "four's" counts as "four is" (Whisper writes the contraction for
+    what was said in full, sometimes: one word wrong, not two)."""
     cleaned = re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " "))
+    cleaned = re.sub(r"\b(\w+)'s\b", r"\1 is", cleaned)
     return [_WORD_FIXES.get(w, w) for w in cleaned.split()]
 
 
